@@ -1,0 +1,38 @@
+# Quick start: `make demo` runs the morning job on the bundled sample; `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DIGEST := $(BIN)/digest --config digest.toml
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean install
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+digest.toml:
+	cp config.example.toml digest.toml
+
+demo: $(STAMP) digest.toml
+	$(DIGEST) init
+	$(DIGEST) lists create morning --name "Morning Briefing" --exist-ok
+	$(DIGEST) subscribers import samples/subscribers.csv --list morning
+	$(DIGEST) run --list morning
+	@echo
+	@echo "Done. One .eml per subscriber (and an .html copy) is in outbox/; open outbox/index.html to see them."
+	@echo "Try: $(DIGEST) status   ·   $(DIGEST) preview --list morning --tier free -o preview.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) outbox digest.db digest.db-wal digest.db-shm .pytest_cache

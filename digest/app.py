@@ -1,0 +1,152 @@
+"""Wire everything in one place: from a Config to the objects the commands use.
+
+Objects take their collaborators as arguments; only this module reads the config to build them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from functools import cached_property
+from urllib.parse import urlsplit
+
+import httpx
+import jinja2
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from digest.config import Config
+from digest.db import make_engine, require_current, session_scope
+from digest.deliver import DeliveryQueue, RetryPolicy, default_worker_id
+from digest.models import AppSetting
+from digest.render import Renderer, SiteView, make_environment
+from digest.sources.base import Source
+from digest.sources.feed import FeedSource
+from digest.transports.base import Transport
+from digest.variants import AccessRules, EditionMessages
+from subscribers.service import SubscriberService
+from subscribers.tokens import TokenSigner
+
+SECRET_SETTING = "web.secret_key"
+
+
+class App:
+    """The service assembled from a config. Cheap to create; parts are built on first use."""
+
+    def __init__(self, config: Config, *, engine: Engine | None = None) -> None:
+        self.config = config
+        self._engine = engine
+
+    @cached_property
+    def engine(self) -> Engine:
+        return self._engine or make_engine(self.config.database_url)
+
+    def require_database(self) -> None:
+        require_current(self.engine)
+
+    # -- people --------------------------------------------------------------------------
+
+    @cached_property
+    def subscribers(self) -> SubscriberService:
+        return SubscriberService(self.engine, tiers=list(self.config.tiers),
+                                 default_tier=self.config.default_tier,
+                                 check_deliverability=self.config.subscribers.check_deliverability)
+
+    @cached_property
+    def secret_key(self) -> str:
+        """``web.secret_key`` (or DIGEST_SECRET_KEY); else one generated once and kept in the
+        database, so that every process signing links agrees without any set-up."""
+        if self.config.web.secret_key:
+            return self.config.web.secret_key
+        with Session(self.engine) as session:
+            stored = session.get(AppSetting, SECRET_SETTING)
+            if stored is not None:
+                return stored.value
+        try:
+            with session_scope(self.engine) as session:
+                session.add(AppSetting(key=SECRET_SETTING, value=secrets.token_urlsafe(32)))
+        except IntegrityError:
+            pass  # another process stored one first; use theirs
+        with Session(self.engine) as session:
+            stored = session.get(AppSetting, SECRET_SETTING)
+            assert stored is not None
+            return stored.value
+
+    @cached_property
+    def unsubscribe_signer(self) -> TokenSigner:
+        return TokenSigner(self.secret_key, max_age_days=self.config.web.link_max_age_days)
+
+    def unsubscribe_url(self, subscriber_id: int, list_id: int) -> str:
+        token = self.unsubscribe_signer.sign(subscriber_id, list_id)
+        return f"{self.config.web.base_url}/unsubscribe/{token}"
+
+    # -- content -------------------------------------------------------------------------
+
+    def sources(self, client: httpx.Client | None) -> list[Source]:
+        collect = self.config.collect
+        return [FeedSource(source.name, self.config.source_location(source), client=client,
+                           timeout=source.timeout_seconds or collect.timeout_seconds,
+                           max_bytes=source.max_bytes or collect.max_bytes)
+                for source in self.config.sources]
+
+    def http_client(self) -> httpx.Client:
+        return httpx.Client(headers={"User-Agent": self.config.collect.user_agent},
+                            timeout=self.config.collect.timeout_seconds)
+
+    @cached_property
+    def templates(self) -> jinja2.Environment:
+        override = self.config.templates.dir
+        return make_environment(self.config.resolve_path(override) if override else None)
+
+    def renderer(self) -> Renderer:
+        site = self.config.site
+        return Renderer(self.templates, SiteView(site.name, site.url, site.signin_url),
+                        max_html_bytes=self.config.editions.max_html_bytes)
+
+    @cached_property
+    def access(self) -> AccessRules:
+        return AccessRules(dict(self.config.tiers),
+                           frozenset(self.config.access.public_categories),
+                           self.config.site.signin_url)
+
+    def edition_messages(self) -> EditionMessages:
+        """A fresh message factory: it caches each rendered variant for its lifetime."""
+        delivery = self.config.delivery
+        list_id_domain = urlsplit(self.config.web.base_url).hostname or "digest.invalid"
+        return EditionMessages(
+            engine=self.engine, renderer=self.renderer(), access=self.access,
+            builder_options={
+                "sender": delivery.from_,
+                "reply_to": delivery.reply_to,
+                "list_id_domain": list_id_domain,
+                "unsubscribe_mailto": delivery.unsubscribe_mailto,
+                "greeting_fallback": self.config.editions.greeting_fallback,
+            },
+            unsubscribe_url=self.unsubscribe_url)
+
+    # -- delivery ------------------------------------------------------------------------
+
+    def transport(self) -> Transport:
+        delivery = self.config.delivery
+        if delivery.transport == "smtp":
+            from digest.transports.smtp import SmtpSettings, SmtpTransport
+            smtp = self.config.smtp
+            return SmtpTransport(SmtpSettings(
+                host=smtp.host, port=smtp.port, security=smtp.security,
+                username=smtp.username, password=smtp.password,
+                timeout=smtp.timeout_seconds, local_hostname=smtp.local_hostname or None))
+        if delivery.transport == "null":
+            from digest.transports.null import NullTransport
+            return NullTransport()
+        from digest.transports.file import FileTransport
+        return FileTransport(self.config.outbox_dir, self.templates)
+
+    def delivery_queue(self, worker_id: str | None = None) -> DeliveryQueue:
+        delivery = self.config.delivery
+        return DeliveryQueue(
+            self.engine, worker_id=worker_id or default_worker_id(),
+            claim_timeout=timedelta(seconds=delivery.claim_timeout_seconds),
+            retry=RetryPolicy(delivery.max_attempts, delivery.retry_base_seconds,
+                              delivery.retry_max_seconds),
+            uncertain_policy=delivery.uncertain)

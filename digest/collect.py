@@ -1,0 +1,141 @@
+"""Collect: fetch every configured source and store its entries as Post rows.
+
+Idempotent: the same (source, guid) is the same row; it is rewritten only when its content
+changed. One broken source is recorded on its SourceState and never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, select
+
+from digest.db import session_scope
+from digest.errors import SourceError
+from digest.models import Post, SourceState
+from digest.sources.base import Entry, Source, Validators
+from digest.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceReport:
+    """What collecting one source did; ``error`` is set when nothing could be read."""
+
+    name: str
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    not_modified: bool = False
+    error: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def collect(engine: Engine, sources: Sequence[Source]) -> list[SourceReport]:
+    """Fetch each source in turn and store what it yields; one report per source."""
+    return [collect_one(engine, source) for source in sources]
+
+
+def collect_one(engine: Engine, source: Source) -> SourceReport:
+    report = SourceReport(source.name)
+    with session_scope(engine) as session:
+        state = session.get(SourceState, source.name) or SourceState(name=source.name)
+        validators = Validators(state.etag, state.last_modified)
+    started = utcnow()
+    try:
+        result = source.fetch(validators)
+    except SourceError as exc:
+        report.error = str(exc)
+        _record_failure(engine, source, report.error, started)
+        log.warning("collect source=%s status=error error=%s", source.name, report.error)
+        return report
+
+    report.not_modified = result.not_modified
+    report.problems = result.problems
+    if not result.not_modified:
+        store_entries(engine, source.name, result.entries, report)
+    with session_scope(engine) as session:
+        state = session.get(SourceState, source.name) or SourceState(name=source.name)
+        state.url = getattr(source, "location", state.url)
+        state.etag = result.validators.etag
+        state.last_modified = result.validators.last_modified
+        state.last_fetched_at = started
+        state.last_success_at = started
+        state.last_status = "not-modified" if result.not_modified else "ok"
+        state.last_error = "; ".join(result.problems)[:2000]
+        state.failures_in_row = 0
+        if not result.not_modified:
+            state.entries_last_fetch = len(result.entries)
+        session.add(state)
+    log.info("collect source=%s status=%s new=%d updated=%d unchanged=%d problems=%d",
+             source.name, "not-modified" if result.not_modified else "ok",
+             report.new, report.updated, report.unchanged, len(report.problems))
+    return report
+
+
+def _record_failure(engine: Engine, source: Source, error: str, when: object) -> None:
+    with session_scope(engine) as session:
+        state = session.get(SourceState, source.name) or SourceState(name=source.name)
+        state.url = getattr(source, "location", state.url)
+        state.last_fetched_at = when  # type: ignore[assignment]
+        state.last_status = "error"
+        state.last_error = error[:2000]
+        state.failures_in_row += 1
+        session.add(state)
+
+
+def store_entries(engine: Engine, source_name: str, entries: Sequence[Entry],
+                  report: SourceReport) -> None:
+    """Insert new entries, update changed ones, leave the rest untouched."""
+    hashes = {entry.guid: content_hash(entry) for entry in entries}
+    now = utcnow()
+    with session_scope(engine) as session:
+        existing = {
+            post.guid: post
+            for post in session.scalars(
+                select(Post).where(Post.source == source_name, Post.guid.in_(list(hashes)))
+            )
+        } if hashes else {}
+        for entry in entries:
+            post = existing.get(entry.guid)
+            if post is None:
+                session.add(Post(source=source_name, guid=entry.guid, content_hash=hashes[entry.guid],
+                                 first_seen_at=now, changed_at=now, **_fields(entry)))
+                report.new += 1
+            elif post.content_hash != hashes[entry.guid]:
+                for name, value in _fields(entry).items():
+                    setattr(post, name, value)
+                post.content_hash = hashes[entry.guid]
+                post.changed_at = now
+                report.updated += 1
+            else:
+                report.unchanged += 1
+
+
+def _fields(entry: Entry) -> dict[str, object]:
+    return {
+        "url": entry.url,
+        "title": entry.title,
+        "author": entry.author,
+        "published_at": entry.published_at,
+        "categories": list(entry.categories),
+        "summary": entry.summary,
+        "body_html": entry.body_html,
+    }
+
+
+def content_hash(entry: Entry) -> str:
+    payload = json.dumps([entry.url, entry.title, entry.author,
+                          entry.published_at.isoformat() if entry.published_at else None,
+                          list(entry.categories), entry.summary, entry.body_html],
+                         ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()

@@ -1,0 +1,292 @@
+"""Load and validate the TOML config.
+
+The file is the public interface documented in ``config.example.toml``. Unknown keys are errors
+(with the nearest known key suggested), relative paths resolve against the config file's folder,
+and secrets may come from the environment instead of the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from digest.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "digest.toml"
+
+# Environment variables that override a key of the file; secrets belong here rather than in git.
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "DIGEST_DATABASE_URL": ("database", "url"),
+    "DIGEST_SECRET_KEY": ("web", "secret_key"),
+    "DIGEST_SMTP_PASSWORD": ("smtp", "password"),
+}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(Section):
+    url: str = "sqlite:///digest.db"
+
+
+class SiteConfig(Section):
+    name: str = "Example Newsroom"
+    url: str = "https://news.example.com"
+    signin_url: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return _reject_line_breaks(value)
+
+
+class SourceConfig(Section):
+    name: str
+    url: str
+    timeout_seconds: float | None = None
+    max_bytes: int | None = None
+
+
+class CollectConfig(Section):
+    timeout_seconds: float = Field(default=20.0, gt=0)
+    max_bytes: int = Field(default=10_000_000, gt=0)
+    user_agent: str = "newsroom-digest/0.1 (+https://github.com/)"
+
+
+class AccessConfig(Section):
+    public_categories: list[str] = ["Free"]
+    default_tier: str = ""
+
+
+class EditionsConfig(Section):
+    subject: str = "{site} — {date:%d %B %Y}"
+    max_posts: int = Field(default=40, gt=0)
+    first_edition_lookback_days: int = Field(default=7, ge=0)
+    max_html_bytes: int = Field(default=100_000, gt=10_000)
+    greeting_fallback: str = "there"
+
+
+class DeliveryConfig(Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    transport: Literal["file", "smtp", "null"] = "file"
+    from_: str = Field(default="Example Digest <digest@news.example.com>", alias="from")
+    reply_to: str = ""
+    outbox: str = "outbox"
+    unsubscribe_mailto: str = ""
+    batch_size: int = Field(default=100, gt=0)
+    max_attempts: int = Field(default=5, gt=0)
+    retry_base_seconds: float = Field(default=60.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+    claim_timeout_seconds: float = Field(default=900.0, gt=0)
+    uncertain: Literal["hold", "resend"] = "hold"
+
+    @field_validator("from_", "reply_to")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return _reject_line_breaks(value)
+
+
+class SmtpConfig(Section):
+    host: str = "localhost"
+    port: int = Field(default=587, gt=0, lt=65536)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str = ""
+    password: str = ""
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    local_hostname: str = ""
+
+
+class WebConfig(Section):
+    base_url: str = "https://digest.news.example.com"
+    secret_key: str = ""
+    link_max_age_days: int = Field(default=365, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class SubscribersConfig(Section):
+    check_deliverability: bool = False
+
+
+class TemplatesConfig(Section):
+    dir: str = ""
+
+
+class Config(Section):
+    database: DatabaseConfig = DatabaseConfig()
+    site: SiteConfig = SiteConfig()
+    sources: list[SourceConfig] = []
+    collect: CollectConfig = CollectConfig()
+    access: AccessConfig = AccessConfig()
+    tiers: dict[str, Literal["full", "teaser"]] = {"free": "teaser", "client": "full"}
+    subscribers: SubscribersConfig = SubscribersConfig()
+    editions: EditionsConfig = EditionsConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    web: WebConfig = WebConfig()
+    templates: TemplatesConfig = TemplatesConfig()
+
+    # Where the file was read from; relative paths in it resolve against this folder.
+    base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _check_cross_references(self) -> Config:
+        if not self.tiers:
+            raise ValueError("[tiers] must name at least one tier, e.g. free = \"teaser\"")
+        if self.access.default_tier and self.access.default_tier not in self.tiers:
+            raise ValueError(
+                f"[access] default_tier = {self.access.default_tier!r} is not a tier; "
+                f"known tiers: {', '.join(self.tiers)}"
+            )
+        names = [s.name for s in self.sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"[[sources]] names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    @property
+    def default_tier(self) -> str:
+        return self.access.default_tier or next(iter(self.tiers))
+
+    def resolve_path(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path made absolute against ``base_dir``."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////"):
+            rest = url[len(prefix):]
+            if rest and rest != ":memory:" and not rest.startswith("file:"):
+                return prefix + str(self.resolve_path(rest))
+        return url
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.resolve_path(self.delivery.outbox)
+
+    def source_location(self, source: SourceConfig) -> str:
+        """An http(s) URL as is; a local path resolved against the config's folder."""
+        if re.match(r"^https?://", source.url, re.IGNORECASE):
+            return source.url
+        return str(self.resolve_path(source.url))
+
+
+def _reject_line_breaks(value: str) -> str:
+    # A CR or LF here would end up inside a mail header (see CVE-2024-6923).
+    if "\r" in value or "\n" in value:
+        raise ValueError("must be one line (no line breaks)")
+    return value
+
+
+def config_path_from(explicit: str | os.PathLike[str] | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("DIGEST_CONFIG")
+    if env:
+        return Path(env)
+    return Path(DEFAULT_CONFIG_NAME)
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                environ: dict[str, str] | None = None) -> Config:
+    """Read, validate and return the config; raise :class:`ConfigError` naming the bad key."""
+    config_path = config_path_from(path)
+    if not config_path.exists():
+        raise ConfigError(
+            f"config file {config_path} not found",
+            hint="copy config.example.toml to digest.toml, or pass --config PATH "
+                 "(or set DIGEST_CONFIG)",
+        )
+    text = config_path.read_text(encoding="utf-8")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: not valid TOML: {exc}",
+                          hint="fix the syntax at that line") from exc
+    return config_from_dict(raw, base_dir=config_path.resolve().parent, source=config_path,
+                            text=text, environ=environ)
+
+
+def config_from_dict(raw: dict[str, Any], *, base_dir: Path, source: Path | str = "<config>",
+                     text: str = "", environ: dict[str, str] | None = None) -> Config:
+    environ = os.environ if environ is None else environ
+    data = {key: (dict(value) if isinstance(value, dict) else value) for key, value in raw.items()}
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if environ.get(var):
+            data.setdefault(section, {})
+            if isinstance(data[section], dict):
+                data[section][key] = environ[var]
+    data["base_dir"] = base_dir
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, text),
+                          hint="see config.example.toml for every key and its meaning") from None
+
+
+def _describe(exc: ValidationError, source: Path | str, text: str) -> str:
+    problems = []
+    for error in exc.errors():
+        location = [str(part) for part in error["loc"]]
+        if location and location[-1] == "from_":
+            location[-1] = "from"
+        where = _where(location)
+        line = _line_of(text, location[-1]) if location else None
+        at = f"{source}:{line}" if line else str(source)
+        if error["type"] == "extra_forbidden":
+            known = _known_keys(location[:-1])
+            close = difflib.get_close_matches(location[-1], known, n=1)
+            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{at}: unknown key {where}{suggestion}")
+        else:
+            problems.append(f"{at}: {where}: {error['msg']}")
+    return "invalid config: " + "; ".join(problems)
+
+
+def _where(location: list[str]) -> str:
+    if not location:
+        return "(top level)"
+    head, *rest = location
+    if head == "sources" and rest and rest[0].isdigit():
+        return f"[[sources]] #{int(rest[0]) + 1} {'.'.join(rest[1:])}".strip()
+    if not rest:
+        return f"{head!r}"
+    return f"[{head}] {'.'.join(rest)}"
+
+
+def _line_of(text: str, key: str) -> int | None:
+    if not text or key.isdigit():
+        return None
+    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=|^\s*\[+\s*{re.escape(key)}\s*\]+",
+                         re.MULTILINE)
+    match = pattern.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def _known_keys(location: list[str]) -> list[str]:
+    model: Any = Config
+    for part in location:
+        if part.isdigit():
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", None)
+        model = args[0] if args else annotation
+    fields = getattr(model, "model_fields", {})
+    return [f.alias or name for name, f in fields.items() if name != "base_dir"]

@@ -1,0 +1,168 @@
+"""Plan an edition and enqueue its deliveries.
+
+Planning picks the posts first seen since the list's previous edition. The (list, date) unique
+key means planning twice — again, in two processes, after a crash — finds the same edition.
+Enqueueing is one INSERT … SELECT over the list's active, unsuppressed subscribers; the
+(edition, subscriber) unique key makes re-running it harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Engine, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from digest.config import EditionsConfig
+from digest.db import session_scope
+from digest.errors import ConfigError
+from digest.models import Delivery, DeliveryStatus, Edition, EditionPost, EditionStatus, Post
+from digest.timeutil import utcnow
+from subscribers.models import MailingList
+from subscribers.service import active_recipients
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    edition: Edition | None
+    created: bool
+    reason: str = ""            # why there is no edition
+    post_count: int = 0
+    left_out: int = 0           # new posts beyond editions.max_posts
+
+
+def format_subject(template: str, *, site: str, list_name: str, issue_date: date,
+                   count: int) -> str:
+    try:
+        subject = template.format(site=site, list=list_name, date=issue_date, count=count)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"[editions] subject = {template!r} cannot be formatted: {exc}",
+                          hint="use the fields {site}, {list}, {date:%d %B %Y} and {count}"
+                          ) from exc
+    return " ".join(subject.split())
+
+
+def plan_edition(engine: Engine, mailing_list: MailingList, issue_date: date, *,
+                 settings: EditionsConfig, site_name: str, now: datetime | None = None
+                 ) -> PlanResult:
+    """The edition of ``mailing_list`` for ``issue_date``: found, created, or none (no posts)."""
+    now = now or utcnow()
+    with Session(engine) as session:
+        existing = find_edition(session, mailing_list.id, issue_date)
+        if existing is not None:
+            return PlanResult(existing, created=False, post_count=_post_count(session, existing))
+        post_ids, since = new_post_ids(session, mailing_list.id, now, settings)
+    if not post_ids:
+        return PlanResult(None, created=False,
+                          reason=f"no new posts since {since:%Y-%m-%d %H:%M} UTC")
+    chosen, left_out = post_ids[:settings.max_posts], len(post_ids) - settings.max_posts
+    subject = format_subject(settings.subject, site=site_name, list_name=mailing_list.name,
+                             issue_date=issue_date, count=len(chosen))
+    try:
+        with session_scope(engine) as session:
+            edition = Edition(list_id=mailing_list.id, issue_date=issue_date, subject=subject,
+                              cutoff=now, status=EditionStatus.PLANNED)
+            session.add(edition)
+            session.flush()
+            session.add_all(EditionPost(edition_id=edition.id, post_id=post_id, position=i)
+                            for i, post_id in enumerate(chosen))
+    except IntegrityError:
+        # Another process planned the same (list, date) first: use theirs.
+        with Session(engine) as session:
+            edition = find_edition(session, mailing_list.id, issue_date)
+            assert edition is not None
+            return PlanResult(edition, created=False, post_count=_post_count(session, edition))
+    log.info("plan list=%s date=%s edition=%d posts=%d left_out=%d", mailing_list.slug,
+             issue_date, edition.id, len(chosen), max(left_out, 0))
+    return PlanResult(edition, created=True, post_count=len(chosen), left_out=max(left_out, 0))
+
+
+def new_post_ids(session: Session, list_id: int, now: datetime, settings: EditionsConfig
+                 ) -> tuple[list[int], datetime]:
+    """Posts first seen since the list's previous edition (newest first), and since when."""
+    since = previous_cutoff(session, list_id) or (
+        now - timedelta(days=settings.first_edition_lookback_days))
+    post_ids = session.scalars(
+        select(Post.id)
+        .where(Post.first_seen_at > since, Post.first_seen_at <= now)
+        .order_by(Post.published_at.desc().nulls_last(), Post.id.desc())
+    ).all()
+    return list(post_ids), since
+
+
+def find_edition(session: Session, list_id: int, issue_date: date) -> Edition | None:
+    return session.scalar(select(Edition).where(Edition.list_id == list_id,
+                                                Edition.issue_date == issue_date))
+
+
+def previous_cutoff(session: Session, list_id: int) -> datetime | None:
+    return session.scalar(select(func.max(Edition.cutoff)).where(Edition.list_id == list_id))
+
+
+def _post_count(session: Session, edition: Edition) -> int:
+    return session.scalar(select(func.count()).select_from(EditionPost)
+                          .where(EditionPost.edition_id == edition.id)) or 0
+
+
+def edition_posts(session: Session, edition_id: int) -> list[Post]:
+    return list(session.scalars(
+        select(Post).join(EditionPost, EditionPost.post_id == Post.id)
+        .where(EditionPost.edition_id == edition_id).order_by(EditionPost.position)))
+
+
+def enqueue(engine: Engine, edition: Edition) -> int:
+    """Create one pending delivery per active, unsuppressed subscriber; return how many.
+
+    Runs once per edition: after it, people who join the list wait for the next edition.
+    """
+    with session_scope(engine) as session:
+        current = session.get(Edition, edition.id, with_for_update=True)
+        assert current is not None
+        if current.enqueued_at is not None:
+            return 0
+        recipients = active_recipients(edition.list_id).add_columns(
+            literal(edition.id), literal(DeliveryStatus.PENDING.value), literal(0),
+            literal(""), literal(""), literal(""))
+        recipients = recipients.where(literal(True))  # SQLite needs a WHERE before ON CONFLICT
+        columns = ["subscriber_id", "edition_id", "status", "attempts", "claimed_by",
+                   "provider_message_id", "last_error"]
+        dialect = engine.dialect.name
+        if dialect == "postgresql":
+            statement = postgresql.insert(Delivery).from_select(columns, recipients)
+        elif dialect == "sqlite":
+            statement = sqlite.insert(Delivery).from_select(columns, recipients)
+        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            statement = insert(Delivery).from_select(columns, recipients)
+        count = session.execute(statement.on_conflict_do_nothing()).rowcount
+        current.enqueued_at = utcnow()
+        current.status = EditionStatus.SENDING
+        session.add(current)
+    log.info("enqueue edition=%d deliveries=%d", edition.id, count)
+    return count
+
+
+def finish_if_done(engine: Engine, edition_id: int) -> bool:
+    """Mark the edition done when no delivery of it is pending or claimed."""
+    with session_scope(engine) as session:
+        open_deliveries = session.scalar(
+            select(func.count()).select_from(Delivery).where(
+                Delivery.edition_id == edition_id,
+                Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.CLAIMED])))
+        if open_deliveries:
+            return False
+        session.execute(update(Edition).where(Edition.id == edition_id,
+                                              Edition.status != EditionStatus.DONE)
+                        .values(status=EditionStatus.DONE, finished_at=utcnow()))
+        return True
+
+
+def delivery_counts(session: Session, edition_id: int) -> dict[str, int]:
+    rows = session.execute(select(Delivery.status, func.count()).where(
+        Delivery.edition_id == edition_id).group_by(Delivery.status)).all()
+    return {status: count for status, count in rows}

@@ -1,0 +1,58 @@
+"""One exception tree for the whole service.
+
+Every error a person can cause or fix derives from :class:`DigestError` and carries a ``hint``
+(what to do about it). The CLI prints ``error: <message>`` and the hint, and exits with the
+class's ``exit_code``; tracebacks appear only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class DigestError(Exception):
+    """Something the user can fix; the message says what and where."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(DigestError):
+    """The config file is missing, not TOML, or holds a bad key or value."""
+
+    exit_code = 3
+
+
+class InputError(DigestError):
+    """A bad argument or bad input data (an address, a CSV row, a tier name)."""
+
+    exit_code = 2
+
+
+class NotFoundError(DigestError):
+    """A list, subscriber or edition that the command names does not exist."""
+
+    exit_code = 4
+
+
+class SourceError(DigestError):
+    """A source could not be fetched or parsed. One broken source never stops the others."""
+
+
+class TransportError(DigestError):
+    """A transport could not hand messages over at all (connection refused, bad credentials).
+
+    Per-message outcomes are :class:`digest.transports.base.SendResult` values, not exceptions.
+    ``retry`` says whether trying again later can help.
+    """
+
+    def __init__(self, message: str, *, retry: bool, hint: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry = retry
+        self.retry_after = retry_after

@@ -1,0 +1,146 @@
+"""The morning job as named phases: collect, plan, enqueue, deliver, finish.
+
+Each phase is safe to run again: state lives in rows, so a second `digest send` (or one after a
+crash) picks up where the first stopped and never makes a second edition or a second message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from digest.app import App
+from digest.collect import SourceReport, collect
+from digest.deliver import Deliverer, DeliveryStats, ProgressListener
+from digest.editions import (delivery_counts, enqueue, finish_if_done, format_subject,
+                             new_post_ids, plan_edition)
+from digest.models import Delivery, DeliveryStatus, Edition, Post
+from digest.timeutil import utcnow
+from digest.variants import draft_content
+from subscribers.models import Subscriber
+from subscribers.service import active_recipients
+
+log = logging.getLogger(__name__)
+
+
+def collect_all(app: App) -> list[SourceReport]:
+    with app.http_client() as client:
+        return collect(app.engine, app.sources(client))
+
+
+@dataclass
+class VariantPlan:
+    key: str
+    recipients: int
+    full: int
+    teasers: int
+    html_bytes: int
+
+
+@dataclass
+class SendReport:
+    list_slug: str
+    issue_date: date
+    edition_id: int | None = None
+    created: bool = False
+    reason: str = ""                      # why nothing was sent
+    post_count: int = 0
+    left_out: int = 0
+    enqueued: int = 0
+    stats: DeliveryStats = field(default_factory=DeliveryStats)
+    counts: dict[str, int] = field(default_factory=dict)
+    next_retry: datetime | None = None
+    dry_run: bool = False
+    variants: list[VariantPlan] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
+
+    @property
+    def pending(self) -> int:
+        """Deliveries not final yet: waiting to retry, or held by a worker."""
+        return (self.counts.get(DeliveryStatus.PENDING, 0)
+                + self.counts.get(DeliveryStatus.CLAIMED, 0))
+
+
+def send_edition(app: App, list_slug: str, issue_date: date, *,
+                 progress: ProgressListener | None = None,
+                 now: datetime | None = None) -> SendReport:
+    """Plan the list's edition for ``issue_date`` (if new posts), enqueue and deliver it."""
+    mailing_list = app.subscribers.get_list(list_slug)
+    report = SendReport(list_slug, issue_date)
+    plan = plan_edition(app.engine, mailing_list, issue_date, settings=app.config.editions,
+                        site_name=app.config.site.name, now=now)
+    if plan.edition is None:
+        report.reason = plan.reason
+        log.info("send list=%s date=%s status=skipped reason=%r", list_slug, issue_date,
+                 plan.reason)
+        return report
+    edition = plan.edition
+    report.edition_id, report.created = edition.id, plan.created
+    report.post_count, report.left_out = plan.post_count, plan.left_out
+    report.enqueued = enqueue(app.engine, edition)
+    deliverer = Deliverer(app.delivery_queue(), app.transport(), app.edition_messages(),
+                          batch_size=app.config.delivery.batch_size, progress=progress)
+    report.stats = deliverer.run(edition_ids=[edition.id])
+    finish_if_done(app.engine, edition.id)
+    with Session(app.engine) as session:
+        report.counts = delivery_counts(session, edition.id)
+        report.next_retry = session.scalar(
+            select(func.min(Delivery.not_before)).where(
+                Delivery.edition_id == edition.id, Delivery.status == DeliveryStatus.PENDING))
+    log.info("send list=%s date=%s edition=%d status=%s sent=%d failed=%d retry=%d",
+             list_slug, issue_date, edition.id,
+             "done" if not report.pending else "waiting", report.stats.sent,
+             report.stats.failed, report.stats.retried)
+    return report
+
+
+def dry_run(app: App, list_slug: str, issue_date: date, *, now: datetime | None = None
+            ) -> SendReport:
+    """What `send` would do, without writing anything: posts, variants, recipients."""
+    now = now or utcnow()
+    mailing_list = app.subscribers.get_list(list_slug)
+    report = SendReport(list_slug, issue_date, dry_run=True)
+    settings = app.config.editions
+    with Session(app.engine) as session:
+        existing = session.scalar(select(Edition).where(Edition.list_id == mailing_list.id,
+                                                        Edition.issue_date == issue_date))
+        if existing is not None:
+            report.edition_id = existing.id
+            report.counts = delivery_counts(session, existing.id)
+            report.reason = (f"the edition for {issue_date} exists already "
+                             f"(status {existing.status})")
+            return report
+        post_ids, since = new_post_ids(session, mailing_list.id, now, settings)
+        if not post_ids:
+            report.reason = f"no new posts since {since:%Y-%m-%d %H:%M} UTC"
+            return report
+        chosen = post_ids[:settings.max_posts]
+        by_id = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_(chosen)))}
+        posts = [by_id[i] for i in chosen]
+        tiers = Counter(dict(session.execute(
+            select(Subscriber.tier, func.count())
+            .where(Subscriber.id.in_(active_recipients(mailing_list.id).scalar_subquery()))
+            .group_by(Subscriber.tier)).all()))
+    report.post_count, report.left_out = len(chosen), max(len(post_ids) - len(chosen), 0)
+    report.titles = [p.title for p in posts]
+    subject = format_subject(settings.subject, site=app.config.site.name,
+                             list_name=mailing_list.name, issue_date=issue_date,
+                             count=len(chosen))
+    messages = app.edition_messages()
+    messages.add_content(draft_content(0, issue_date, subject, mailing_list, posts))
+    per_variant: Counter[str] = Counter()
+    for tier, count in tiers.items():
+        per_variant[app.access.variant_key(tier)] += count
+    for key, count in sorted(per_variant.items()):
+        tier = next(t for t in tiers if app.access.variant_key(t) == key)
+        variant = messages.variant(0, tier)
+        report.variants.append(VariantPlan(key, count, variant.full, variant.teasers,
+                                           variant.html_bytes))
+    report.enqueued = sum(per_variant.values())
+    return report
+

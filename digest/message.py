@@ -1,0 +1,196 @@
+"""Build the MIME message for one delivery from a rendered variant.
+
+The MIME skeleton — fixed headers, boundary, the quoted-printable encoding of every literal piece
+of both parts — is built once per variant by :class:`MessageBuilder`. A message for one
+subscriber is then a join of pre-encoded bytes with a few small encoded values: no Jinja2, no
+premailer and no ``email`` package per message.
+
+Quoted-printable keeps every line under 76 characters (SMTP allows 998). Each piece ends with a
+soft line break (``=`` CRLF), which decoders remove, so pieces can be concatenated freely.
+"""
+
+from __future__ import annotations
+
+import binascii
+import email.quoprimime
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, parseaddr
+from datetime import UTC, datetime
+
+from digest.errors import ConfigError, InputError
+from digest.render import PERSONAL_FIELDS, RenderedVariant, SplitTemplate, personal_values
+from digest.transports.base import OutgoingMessage
+
+CRLF = b"\r\n"
+SOFT_BREAK = b"=\r\n"
+QP_LINE = 75          # leaves room for the soft-break "=" within the 76-character limit
+_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x85]")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    name: str
+
+
+def one_line(value: str) -> str:
+    """Defence in depth against header injection: input checks already refuse line breaks."""
+    return _LINE_BREAKS.sub(" ", value)
+
+
+def _qp_literal(text: str) -> bytes:
+    if not text:
+        return b""
+    # quoprimime encodes code points, not bytes: hand it the UTF-8 bytes as latin-1 text.
+    octets = text.replace("\r\n", "\n").encode("utf-8").decode("latin-1")
+    encoded = email.quoprimime.body_encode(octets, maxlinelen=QP_LINE, eol="\r\n").encode("ascii")
+    return encoded if text.endswith("\n") else encoded + SOFT_BREAK
+
+
+def _qp_value(value: str) -> bytes:
+    """Encode a short per-subscriber value: C-speed path for the common short value."""
+    if not value:
+        return b""
+    encoded = binascii.b2a_qp(value.encode("utf-8"), quotetabs=True)
+    if len(encoded) < QP_LINE and b"\n" not in encoded:
+        return encoded + SOFT_BREAK
+    return _qp_literal(value.replace("\n", " "))
+
+
+@dataclass(frozen=True)
+class _EncodedPart:
+    literals: tuple[bytes, ...]
+    fields: tuple[str, ...]
+
+    @classmethod
+    def of(cls, template: SplitTemplate) -> _EncodedPart:
+        return cls(tuple(_qp_literal(text) for text in template.literals), template.fields)
+
+    def join(self, encoded_values: dict[str, bytes]) -> list[bytes]:
+        out = [self.literals[0]]
+        for name, literal in zip(self.fields, self.literals[1:], strict=True):
+            out.append(encoded_values[name])
+            out.append(literal)
+        return out
+
+
+class MessageBuilder:
+    """Messages of one variant of one edition; build once, call :meth:`build` per subscriber."""
+
+    def __init__(self, *, variant: RenderedVariant, sender: str, list_name: str,
+                 list_id_domain: str, list_slug: str, edition_id: int,
+                 unsubscribe_url: Callable[[int], str], unsubscribe_mailto: str = "",
+                 reply_to: str = "", greeting_fallback: str = "there", tag: str = "") -> None:
+        display, address = parseaddr(sender)
+        if "@" not in address:
+            raise ConfigError(f"[delivery] from = {sender!r} has no valid address",
+                              hint='write it as "Name <address@example.com>"')
+        self.variant = variant
+        self.envelope_from = address
+        self.edition_id = edition_id
+        self.tag = tag
+        self.domain = address.rsplit("@", 1)[1]
+        self._unsubscribe_url = unsubscribe_url
+        self._unsubscribe_mailto = unsubscribe_mailto
+        self._greeting_fallback = greeting_fallback
+        self.from_header = formataddr((one_line(display), address), charset="utf-8")
+        self.list_id = f"{one_line(list_name)} <{list_slug}.{list_id_domain}>"
+        self.reply_to = one_line(reply_to)
+        boundary = f"=_digest_{secrets.token_hex(12)}"
+        self._head = self._fixed_headers(boundary)
+        self._text = _EncodedPart.of(variant.text)
+        self._html = _EncodedPart.of(variant.html)
+        self._text_open = (
+            f"--{boundary}\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
+        self._html_open = (
+            f"\r\n--{boundary}\r\nContent-Type: text/html; charset=\"utf-8\"\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
+        self._close = f"\r\n--{boundary}--\r\n".encode()
+        self._date_cache: tuple[int, str] = (0, "")
+
+    def _fixed_headers(self, boundary: str) -> bytes:
+        """Headers that are the same for every subscriber, encoded once by the email package."""
+        head = EmailMessage(policy=SMTP)
+        head["From"] = self.from_header
+        if self.reply_to:
+            head["Reply-To"] = self.reply_to
+        head["Subject"] = one_line(self.variant.subject)
+        head["List-Id"] = self.list_id
+        head["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        head["MIME-Version"] = "1.0"
+        # Content-Type is written by hand: on an empty EmailMessage a multipart type would
+        # make the email package write an empty body with the boundary.
+        return (head.as_bytes().rstrip(CRLF) + CRLF
+                + f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'.encode())
+
+    def headers_for(self, recipient: Recipient, unsubscribe_url: str) -> dict[str, str]:
+        unsubscribe = f"<{unsubscribe_url}>"
+        if self._unsubscribe_mailto:
+            unsubscribe += f", <mailto:{self._unsubscribe_mailto}?subject=unsubscribe>"
+        headers = {
+            "Message-ID": f"<digest.{self.edition_id}.{recipient.subscriber_id}@{self.domain}>",
+            "List-Id": self.list_id,
+            "List-Unsubscribe": unsubscribe,
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+        if self.reply_to:
+            headers["Reply-To"] = self.reply_to
+        return headers
+
+    def build(self, recipient: Recipient) -> OutgoingMessage:
+        if "\r" in recipient.email or "\n" in recipient.email:
+            raise InputError(f"address {recipient.email!r} contains a line break")
+        name = one_line(recipient.name)
+        unsubscribe_url = self._unsubscribe_url(recipient.subscriber_id)
+        escaped, raw_values = personal_values(name=name, email=recipient.email,
+                                              unsubscribe_url=unsubscribe_url,
+                                              greeting_fallback=self._greeting_fallback)
+        headers = self.headers_for(recipient, unsubscribe_url)
+        to_header = formataddr((name, recipient.email), charset="utf-8") if name \
+            else recipient.email
+        variant = self.variant
+
+        def build_raw() -> bytes:
+            return self._raw(to_header.replace("\n", "\r\n"), headers, escaped, raw_values)
+
+        return OutgoingMessage(
+            delivery_id=recipient.delivery_id,
+            envelope_from=self.envelope_from,
+            to_address=recipient.email,
+            to_name=name,
+            from_header=self.from_header,
+            subject=variant.subject,
+            headers=headers,
+            variant=variant.key,
+            tag=self.tag,
+            _build_raw=build_raw,
+            _build_html=lambda: variant.html.fill(escaped),
+            _build_text=lambda: variant.text.fill(raw_values),
+        )
+
+    def _raw(self, to_header: str, headers: dict[str, str], escaped: dict[str, str],
+             raw_values: dict[str, str]) -> bytes:
+        text_values = {name: _qp_value(raw_values[name]) for name in PERSONAL_FIELDS}
+        html_values = {name: _qp_value(escaped[name]) for name in PERSONAL_FIELDS}
+        unsubscribe = headers["List-Unsubscribe"].replace(", <mailto:", ",\r\n <mailto:")
+        head = (f"Date: {self._date()}\r\nTo: {to_header}\r\n"
+                f"Message-ID: {headers['Message-ID']}\r\n"
+                f"List-Unsubscribe: {unsubscribe}\r\n").encode("ascii")
+        return b"".join([head, self._head, CRLF, self._text_open,
+                         *self._text.join(text_values), self._html_open,
+                         *self._html.join(html_values), self._close])
+
+    def _date(self) -> str:
+        now = int(time.time())
+        if self._date_cache[0] != now:
+            self._date_cache = (now, format_datetime(datetime.fromtimestamp(now, UTC), usegmt=True))
+        return self._date_cache[1]

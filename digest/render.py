@@ -1,0 +1,299 @@
+"""Render a digest once per variant: Jinja2, then premailer, then the plain-text part.
+
+A variant is what a group of subscribers gets: the same posts with the same full/teaser choices.
+Per-subscriber values (name, unsubscribe link) are rendered as unguessable markers and the result
+is split into a :class:`SplitTemplate`, so that personalising a message is string joining — no
+Jinja2, no premailer per subscriber.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import lxml.html
+from inscriptis import get_text
+from inscriptis.model.config import ParserConfig
+from premailer import Premailer
+
+log = logging.getLogger(__name__)
+
+FULL = "full"
+TEASER = "teaser"
+# The per-subscriber values a template may use, as ``subscriber.<name>`` / ``links.<name>``.
+SUBSCRIBER_FIELDS = ("name", "first_name", "email")
+LINK_FIELDS = ("unsubscribe_url",)
+PERSONAL_FIELDS = SUBSCRIBER_FIELDS + LINK_FIELDS
+URL_FIELDS = frozenset(LINK_FIELDS)
+TEASER_WORDS = 60
+
+
+def builtin_templates_dir() -> Path:
+    """The templates shipped with the code: inside the package when installed from a wheel,
+    ``templates/`` at the top of a source checkout otherwise."""
+    packaged = Path(__file__).parent / "templates"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
+
+
+def make_environment(override_dir: Path | None = None) -> jinja2.Environment:
+    """Jinja2 with editors' templates (``[templates] dir``) in front of the built-in ones."""
+    loaders: list[jinja2.BaseLoader] = []
+    if override_dir is not None:
+        loaders.append(jinja2.FileSystemLoader(str(override_dir)))
+    loaders.append(jinja2.FileSystemLoader(str(builtin_templates_dir())))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"),
+                                            default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["longdate"] = _long_date
+    return env
+
+
+def _long_date(value: date | datetime | None) -> str:
+    if value is None:
+        return ""
+    return f"{value.day} {value:%B %Y}"
+
+
+@dataclass(frozen=True)
+class SplitTemplate:
+    """Rendered text cut at the per-subscriber markers: literal, field, literal, field, ….
+
+    ``parts[0::2]`` are literal text and ``parts[1::2]`` field names.
+    """
+
+    parts: tuple[str, ...]
+
+    @classmethod
+    def split(cls, text: str, marker: re.Pattern[str]) -> SplitTemplate:
+        return cls(tuple(marker.split(text)))
+
+    @property
+    def literals(self) -> tuple[str, ...]:
+        return self.parts[0::2]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.parts[1::2]
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        parts = list(self.parts)
+        parts[1::2] = [values[name] for name in self.fields]
+        return "".join(parts)
+
+
+@dataclass(frozen=True)
+class PostView:
+    """A post as one variant shows it."""
+
+    id: int
+    title: str
+    url: str
+    author: str
+    published_at: datetime | None
+    categories: tuple[str, ...]
+    body_html: str
+    teaser_html: str
+    mode: str                       # FULL or TEASER
+    read_more_url: str
+    shortened: bool = False         # a full story cut to a teaser to keep the mail small
+
+    @property
+    def body_text(self) -> str:
+        return html_to_text(self.body_html if self.mode == FULL else self.teaser_html)
+
+
+@dataclass(frozen=True)
+class EditionView:
+    id: int | None
+    issue_date: date
+    subject: str
+    list_name: str
+    list_slug: str
+
+
+@dataclass(frozen=True)
+class SiteView:
+    name: str
+    url: str
+    signin_url: str
+
+
+@dataclass(frozen=True)
+class RenderedVariant:
+    key: str
+    subject: str
+    html: SplitTemplate
+    text: SplitTemplate
+    full: int
+    teasers: int
+    shortened: int = 0
+    omitted: int = 0
+    html_bytes: int = 0
+
+
+@dataclass
+class Renderer:
+    """Renders variants with one Jinja2 environment; premailer runs once per render."""
+
+    env: jinja2.Environment
+    site: SiteView
+    max_html_bytes: int = 100_000
+    _marker_nonce: str = field(default_factory=lambda: secrets.token_hex(6))
+
+    def render(self, key: str, edition: EditionView, posts: Sequence[PostView],
+               *, web_version_url: str = "") -> RenderedVariant:
+        """Render one variant; if its HTML is too big, later full stories become teasers."""
+        posts = list(posts)
+        html_text, size = self._render_html(edition, posts, web_version_url)
+        omitted = 0
+        if size > self.max_html_bytes:
+            posts, html_text, size, omitted = self._fit(edition, posts, web_version_url)
+        text = self._render_text(edition, posts, web_version_url, omitted)
+        marker = self._marker_pattern()
+        return RenderedVariant(
+            key=key,
+            subject=edition.subject,
+            html=SplitTemplate.split(html_text, marker),
+            text=SplitTemplate.split(text, marker),
+            full=sum(p.mode == FULL for p in posts),
+            teasers=sum(p.mode == TEASER for p in posts),
+            shortened=sum(p.shortened for p in posts),
+            omitted=omitted,
+            html_bytes=size,
+        )
+
+    def _fit(self, edition: EditionView, posts: list[PostView], web_version_url: str
+             ) -> tuple[list[PostView], str, int, int]:
+        """Keep the first k full stories full, the largest k that fits (binary search)."""
+        full_positions = [i for i, p in enumerate(posts) if p.mode == FULL]
+
+        def with_full(k: int) -> list[PostView]:
+            cut = set(full_positions[k:])
+            return [replace(p, mode=TEASER, shortened=True) if i in cut else p
+                    for i, p in enumerate(posts)]
+
+        low, high = 0, len(full_positions) - 1
+        best: tuple[list[PostView], str, int] | None = None
+        while low <= high:
+            middle = (low + high) // 2
+            candidate = with_full(middle)
+            text, size = self._render_html(edition, candidate, web_version_url)
+            if size <= self.max_html_bytes:
+                best, low = (candidate, text, size), middle + 1
+            else:
+                high = middle - 1
+        if best is not None:
+            kept, text, size = best
+            return kept, text, size, 0
+        # Even all teasers are too long: leave stories off the end, one at a time (rare).
+        candidate = with_full(0)
+        text, size = self._render_html(edition, candidate, web_version_url)
+        while size > self.max_html_bytes and len(candidate) > 1:
+            candidate = candidate[:-1]
+            text, size = self._render_html(edition, candidate, web_version_url,
+                                           omitted=len(posts) - len(candidate))
+        return candidate, text, size, len(posts) - len(candidate)
+
+    def _context(self, edition: EditionView, posts: Sequence[PostView], web_version_url: str,
+                 omitted: int) -> dict[str, Any]:
+        return {
+            "site": self.site,
+            "edition": edition,
+            "posts": posts,
+            "shortened": sum(p.shortened for p in posts),
+            "omitted": omitted,
+            "web_version_url": web_version_url,
+            "subscriber": {name: self._marker(name) for name in SUBSCRIBER_FIELDS},
+            "links": {name: self._marker(name) for name in LINK_FIELDS},
+        }
+
+    def _render_html(self, edition: EditionView, posts: Sequence[PostView],
+                     web_version_url: str, omitted: int = 0) -> tuple[str, int]:
+        template = self.env.get_template("email/digest.html.j2")
+        raw = template.render(self._context(edition, posts, web_version_url, omitted))
+        inlined = Premailer(raw, keep_style_tags=False, remove_classes=False,
+                            strip_important=False, disable_validation=True,
+                            cssutils_logging_level=logging.CRITICAL,
+                            allow_network=False, allow_loading_external_files=False).transform()
+        return inlined, len(inlined.encode())
+
+    def _render_text(self, edition: EditionView, posts: Sequence[PostView],
+                     web_version_url: str, omitted: int = 0) -> str:
+        template = self.env.get_template("email/digest.txt.j2")
+        text = template.render(self._context(edition, posts, web_version_url, omitted))
+        return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+    def _marker(self, name: str) -> str:
+        return f"__digest_{self._marker_nonce}_{name}__"
+
+    def _marker_pattern(self) -> re.Pattern[str]:
+        return re.compile(rf"__digest_{self._marker_nonce}_([a-z_]+)__")
+
+
+def personal_values(*, name: str, email: str, unsubscribe_url: str,
+                    greeting_fallback: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The values of the personal fields, escaped for the HTML part and raw for the text part."""
+    first = name.split()[0] if name.split() else greeting_fallback
+    raw = {"name": name or greeting_fallback, "first_name": first, "email": email,
+           "unsubscribe_url": unsubscribe_url}
+    escaped = {key: html.escape(value, quote=True) for key, value in raw.items()}
+    return escaped, raw
+
+
+def post_view(post: Any, *, mode: str, signin_url: str) -> PostView:
+    """The view of a Post row in one mode; ``signin_url`` is where a teaser sends readers."""
+    return PostView(
+        id=post.id,
+        title=post.title,
+        url=post.url,
+        author=post.author,
+        published_at=post.published_at,
+        categories=tuple(post.categories or ()),
+        body_html=post.body_html,
+        teaser_html=first_paragraph(post.body_html) or post.summary,
+        mode=mode,
+        read_more_url=(post.url or signin_url) if mode == FULL else (signin_url or post.url),
+    )
+
+
+def first_paragraph(body_html: str) -> str:
+    """The first paragraph with text in it, as HTML; a word-limited excerpt if there is none."""
+    if not body_html.strip():
+        return ""
+    try:
+        root = lxml.html.fragment_fromstring(body_html, create_parent="div")
+    except (lxml.etree.ParserError, ValueError):
+        return ""
+    for paragraph in root.iter("p"):
+        if paragraph.text_content().strip():
+            return lxml.html.tostring(paragraph, encoding="unicode", with_tail=False).strip()
+    words = root.text_content().split()
+    if not words:
+        return ""
+    excerpt = " ".join(words[:TEASER_WORDS]) + (" …" if len(words) > TEASER_WORDS else "")
+    return f"<p>{html.escape(excerpt)}</p>"
+
+
+_TEXT_CONFIG = ParserConfig(display_links=True)
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of a story for the text/plain part: paragraphs, lists, links as [text](url)."""
+    if not fragment.strip():
+        return ""
+    text = get_text(fragment, _TEXT_CONFIG)
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())

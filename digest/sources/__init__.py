@@ -1,0 +1,1 @@
+"""Sources of posts: one module per kind, all meeting :class:`digest.sources.base.Source`."""

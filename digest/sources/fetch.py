@@ -1,0 +1,88 @@
+"""Move a source's bytes: HTTP(S) with conditional GET and limits, or a local file."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from digest.errors import SourceError
+from digest.sources.base import Validators
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    body: bytes              # decompressed
+    url: str                 # after redirects: the base for relative links
+    content_type: str
+    validators: Validators
+    not_modified: bool = False
+
+
+def fetch_url(client: httpx.Client, url: str, validators: Validators, *,
+              timeout: float, max_bytes: int) -> Fetched:
+    """GET ``url`` with If-None-Match / If-Modified-Since; stop reading past ``max_bytes``."""
+    headers = {"Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
+                         "application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"}
+    if validators.etag:
+        headers["If-None-Match"] = validators.etag
+    if validators.last_modified:
+        headers["If-Modified-Since"] = validators.last_modified
+    try:
+        with client.stream("GET", url, headers=headers, timeout=timeout,
+                           follow_redirects=True) as response:
+            if response.status_code == 304:
+                return Fetched(b"", str(response.url), "", validators, not_modified=True)
+            if response.status_code >= 400:
+                raise SourceError(f"HTTP {response.status_code} {response.reason_phrase} from {url}",
+                                  hint="check the source's url in the config")
+            body = bytearray()
+            # iter_bytes decodes Content-Encoding, so the cap also bounds a gzip bomb.
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise SourceError(f"{url} is larger than {max_bytes:,} bytes",
+                                      hint="raise [collect] max_bytes if this feed is that big")
+            new_validators = Validators(response.headers.get("etag", ""),
+                                        response.headers.get("last-modified", ""))
+            return Fetched(_maybe_gunzip(bytes(body), max_bytes, url), str(response.url),
+                           response.headers.get("content-type", ""), new_validators)
+    except httpx.TimeoutException as exc:
+        raise SourceError(f"timed out after {timeout:g}s fetching {url}",
+                          hint="the site is slow or down; raise [collect] timeout_seconds") from exc
+    except httpx.HTTPError as exc:
+        raise SourceError(f"cannot fetch {url}: {exc}") from exc
+
+
+def read_file(path: str, *, max_bytes: int) -> Fetched:
+    file = Path(path)
+    try:
+        size = file.stat().st_size
+        if size > max_bytes:
+            raise SourceError(f"{path} is larger than {max_bytes:,} bytes",
+                              hint="raise [collect] max_bytes")
+        body = file.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror}",
+                          hint="check the source's url (a path relative to the config file)") from exc
+    return Fetched(_maybe_gunzip(body, max_bytes, path), file.resolve().as_uri(), "", Validators())
+
+
+def _maybe_gunzip(body: bytes, max_bytes: int, where: str) -> bytes:
+    """Decompress a body that is still gzip (a .gz served without Content-Encoding, a file)."""
+    if not body.startswith(GZIP_MAGIC):
+        return body
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = decompressor.decompress(body, max_bytes + 1)
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise SourceError(f"{where}: gzip data is corrupt ({exc})") from exc
+    if len(out) > max_bytes:
+        raise SourceError(f"{where} is larger than {max_bytes:,} bytes once decompressed",
+                          hint="raise [collect] max_bytes")
+    return out

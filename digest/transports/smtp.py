@@ -1,0 +1,207 @@
+"""SMTP transport: one reused connection, STARTTLS or implicit TLS, AUTH, per-recipient replies.
+
+The mail transaction is driven command by command (MAIL, RCPT, DATA) rather than through
+``sendmail`` so that each reply is seen: a 4xx asks for a retry later, a 5xx fails that
+recipient (and, for RCPT, is a hard bounce), and a connection that breaks after the message
+was handed over is reported as uncertain rather than silently resent. Debug output is never
+switched on: smtplib would print the AUTH exchange.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from digest.errors import TransportError
+from digest.transports.base import OutgoingMessage, Outcome, SendResult
+
+log = logging.getLogger(__name__)
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+# RCPT replies that mean the mailbox does not exist or never will (RFC 3463 5.1.x).
+HARD_BOUNCE_CODES = frozenset({550, 551, 553})
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str = "starttls"        # none | starttls | tls
+    username: str = ""
+    password: str = ""
+    timeout: float = 30.0
+    local_hostname: str | None = None
+
+    def __repr__(self) -> str:  # never show the password
+        return (f"SmtpSettings(host={self.host!r}, port={self.port}, security={self.security!r},"
+                f" username={self.username!r})")
+
+
+class _Disconnected(Exception):
+    """The connection broke; ``handed_over`` says whether the message may have gone."""
+
+    def __init__(self, reason: str, *, handed_over: bool) -> None:
+        super().__init__(reason)
+        self.handed_over = handed_over
+
+
+class SmtpTransport:
+    name = "smtp"
+    max_batch = 100
+
+    def __init__(self, settings: SmtpSettings, *, ssl_context: ssl.SSLContext | None = None
+                 ) -> None:
+        self.settings = settings
+        self.ssl_context = ssl_context or ssl.create_default_context()
+        self._connection: smtplib.SMTP | None = None
+        self.connections_opened = 0
+
+    # -- connection ----------------------------------------------------------------------
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        where = f"{s.host}:{s.port}"
+        try:
+            if s.security == "tls":
+                connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                    s.host, s.port, timeout=s.timeout, context=self.ssl_context,
+                    local_hostname=s.local_hostname)
+            else:
+                connection = smtplib.SMTP(s.host, s.port, timeout=s.timeout,
+                                          local_hostname=s.local_hostname)
+            connection.ehlo()
+            if s.security == "starttls":
+                if not connection.has_extn("starttls"):
+                    connection.close()
+                    raise TransportError(f"the SMTP server at {where} does not offer STARTTLS",
+                                         retry=False,
+                                         hint='set [smtp] security = "tls" or "none" to match it')
+                connection.starttls(context=self.ssl_context)
+                connection.ehlo()
+            if s.username:
+                connection.login(s.username, s.password)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TransportError(f"the SMTP server at {where} refused the login for "
+                                 f"{s.username!r} ({exc.smtp_code})", retry=False,
+                                 hint="check [smtp] username and the password "
+                                      "(DIGEST_SMTP_PASSWORD)") from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise TransportError(f"the SMTP server at {where} does not support "
+                                 f"{'AUTH' if s.username else 'a command we need'}: {exc}",
+                                 retry=False, hint="check [smtp] security and username") from None
+        except ssl.SSLError as exc:
+            raise TransportError(f"TLS with the SMTP server at {where} failed: {exc.reason}",
+                                 retry=False, hint="check [smtp] security and port") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransportError(f"cannot connect to the SMTP server at {where}: {exc}",
+                                 retry=True) from None
+        self.connections_opened += 1
+        return connection
+
+    def _ensure(self) -> smtplib.SMTP:
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.quit()
+            except (OSError, smtplib.SMTPException):
+                connection.close()
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        results: list[SendResult] = []
+        for index, message in enumerate(messages):
+            try:
+                results.append(self._send_with_reconnect(message))
+            except TransportError as exc:
+                if not results and index == 0:
+                    raise
+                # The server went away mid-batch: what was sent stays sent; the rest waits.
+                results.extend(SendResult.retry(m, str(exc), exc.retry_after)
+                               for m in messages[index:])
+                break
+        return results
+
+    def _send_with_reconnect(self, message: OutgoingMessage) -> SendResult:
+        for attempt in (1, 2):
+            connection = self._ensure()
+            try:
+                return self._transaction(connection, message)
+            except _Disconnected as exc:
+                self._drop()
+                if exc.handed_over:
+                    return SendResult(message.delivery_id, outcome=Outcome.UNCERTAIN,
+                                      error=f"connection lost after the message was handed "
+                                            f"over: {exc}")
+                if attempt == 2:
+                    return SendResult.retry(message, f"connection lost: {exc}")
+        raise AssertionError("unreachable")
+
+    def _transaction(self, connection: smtplib.SMTP, message: OutgoingMessage) -> SendResult:
+        try:
+            code, reply = connection.mail(message.envelope_from)
+            if code != 250:
+                return self._refused(connection, message, "MAIL FROM", code, reply)
+            code, reply = connection.rcpt(message.to_address)
+            if code not in (250, 251):
+                return self._refused(connection, message, "RCPT TO", code, reply,
+                                     hard_bounce=code in HARD_BOUNCE_CODES)
+            connection.putcmd("data")
+            code, reply = connection.getreply()
+            if code != 354:
+                return self._refused(connection, message, "DATA", code, reply)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _Disconnected(str(exc) or type(exc).__name__, handed_over=False) from None
+        payload = _LEADING_DOT.sub(b"..", message.raw)
+        if not payload.endswith(b"\r\n"):
+            payload += b"\r\n"
+        try:
+            connection.send(payload + b".\r\n")
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _Disconnected(str(exc) or type(exc).__name__, handed_over=False) from None
+        try:
+            code, reply = connection.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError, socket.timeout) as exc:
+            raise _Disconnected(str(exc) or type(exc).__name__, handed_over=True) from None
+        if code != 250:
+            return self._refused(connection, message, "end of DATA", code, reply, reset=False)
+        return SendResult.sent(message, _queue_id(reply) or message.message_id)
+
+    def _refused(self, connection: smtplib.SMTP, message: OutgoingMessage, stage: str,
+                 code: int, reply: bytes, *, hard_bounce: bool = False,
+                 reset: bool = True) -> SendResult:
+        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        error = f"{stage}: {code} {text}"
+        if reset:
+            try:
+                connection.rset()
+            except (smtplib.SMTPException, OSError):
+                self._drop()
+        if code == 421:
+            # The server is closing the connection: reconnect for the next message.
+            self._drop()
+            return SendResult.retry(message, error)
+        if 400 <= code < 500:
+            return SendResult.retry(message, error)
+        return SendResult.failed(message, error, hard_bounce=hard_bounce)
+
+
+def _queue_id(reply: bytes) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    match = re.search(r"queued as ([A-Za-z0-9._-]+)", text, re.IGNORECASE)
+    return f"smtp:{match.group(1)}" if match else ""

@@ -1,0 +1,140 @@
+"""Which variant each subscriber gets, rendered once per edition and variant.
+
+A subscriber's tier reads non-public posts ``full`` or as a ``teaser``; posts in a public
+category are full for everyone. :class:`EditionMessages` renders each (edition, variant) once,
+keeps its :class:`~digest.message.MessageBuilder`, and builds a message per claimed delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from digest.editions import edition_posts
+from digest.message import MessageBuilder, Recipient
+from digest.models import Edition, Post
+from digest.render import FULL, TEASER, EditionView, Renderer, RenderedVariant, post_view
+from digest.transports.base import OutgoingMessage
+from subscribers.models import MailingList
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AccessRules:
+    """The [tiers] and [access] settings: who reads what in full."""
+
+    tiers: Mapping[str, str]                 # tier -> "full" | "teaser"
+    public_categories: frozenset[str]
+    signin_url: str
+
+    def mode_of(self, tier: str) -> str:
+        # A tier the config no longer knows gets the teaser: never give away paid stories.
+        return self.tiers.get(tier, TEASER)
+
+    def is_public(self, post: Post) -> bool:
+        wanted = {c.casefold() for c in self.public_categories}
+        return any(c.casefold() in wanted for c in post.categories or ())
+
+    def variant_key(self, tier: str) -> str:
+        return self.mode_of(tier)
+
+    def views(self, posts: Sequence[Post], key: str) -> list:
+        return [post_view(post, mode=FULL if key == FULL or self.is_public(post) else TEASER,
+                          signin_url=self.signin_url) for post in posts]
+
+
+@dataclass(frozen=True)
+class EditionContent:
+    edition_id: int
+    view: EditionView
+    posts: tuple[Post, ...]
+    list_id: int
+    list_slug: str
+    list_name: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.view.issue_date.isoformat()}-{self.list_slug}"
+
+
+def load_edition(engine: Engine, edition_id: int) -> EditionContent:
+    with Session(engine) as session:
+        edition = session.get(Edition, edition_id)
+        if edition is None:
+            raise LookupError(f"edition {edition_id} does not exist")
+        mailing_list = session.get(MailingList, edition.list_id)
+        assert mailing_list is not None
+        posts = tuple(edition_posts(session, edition_id))
+        for post in posts:
+            session.expunge(post)
+    return draft_content(edition_id, edition.issue_date, edition.subject, mailing_list, posts)
+
+
+def draft_content(edition_id: int, issue_date: date, subject: str, mailing_list: MailingList,
+                  posts: Sequence[Post]) -> EditionContent:
+    view = EditionView(edition_id or None, issue_date, subject, mailing_list.name,
+                       mailing_list.slug)
+    return EditionContent(edition_id, view, tuple(posts), mailing_list.id, mailing_list.slug,
+                          mailing_list.name)
+
+
+class EditionMessages:
+    """Builds the message of each claimed delivery, rendering each variant only once."""
+
+    def __init__(self, *, engine: Engine | None, renderer: Renderer, access: AccessRules,
+                 builder_options: Mapping[str, object],
+                 unsubscribe_url: Callable[[int, int], str]) -> None:
+        self.engine = engine
+        self.renderer = renderer
+        self.access = access
+        self.builder_options = dict(builder_options)
+        self.unsubscribe_url = unsubscribe_url
+        self._contents: dict[int, EditionContent] = {}
+        self._builders: dict[tuple[int, str], MessageBuilder] = {}
+        self.renders = 0
+
+    def add_content(self, content: EditionContent) -> None:
+        """Use this content for its edition id (previews and dry runs of unsaved editions)."""
+        self._contents[content.edition_id] = content
+
+    def content(self, edition_id: int) -> EditionContent:
+        if edition_id not in self._contents:
+            assert self.engine is not None
+            self._contents[edition_id] = load_edition(self.engine, edition_id)
+        return self._contents[edition_id]
+
+    def variant(self, edition_id: int, tier: str) -> RenderedVariant:
+        return self.builder(edition_id, tier).variant
+
+    def builder(self, edition_id: int, tier: str) -> MessageBuilder:
+        key = self.access.variant_key(tier)
+        cached = self._builders.get((edition_id, key))
+        if cached is not None:
+            return cached
+        content = self.content(edition_id)
+        variant = self.renderer.render(key, content.view, self.access.views(content.posts, key))
+        self.renders += 1
+        log.info("render edition=%s variant=%s full=%d teasers=%d shortened=%d bytes=%d",
+                 edition_id, key, variant.full, variant.teasers, variant.shortened,
+                 variant.html_bytes)
+        list_id = content.list_id
+        builder = MessageBuilder(
+            variant=variant, list_name=content.list_name, list_slug=content.list_slug,
+            edition_id=edition_id, tag=content.tag,
+            unsubscribe_url=lambda subscriber_id: self.unsubscribe_url(subscriber_id, list_id),
+            **self.builder_options)  # type: ignore[arg-type]
+        self._builders[(edition_id, key)] = builder
+        return builder
+
+    def build(self, edition_id: int, tier: str, recipient: Recipient) -> OutgoingMessage:
+        return self.builder(edition_id, tier).build(recipient)
+
+    def __call__(self, claimed: object) -> OutgoingMessage:
+        item = claimed  # a digest.deliver.Claimed
+        return self.build(item.edition_id, item.tier, item.recipient)  # type: ignore[attr-defined]

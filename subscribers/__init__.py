@@ -1,0 +1,1 @@
+"""The people: mailing lists, subscribers, their subscriptions and suppressed addresses."""

@@ -1,0 +1,147 @@
+"""`digest lists …` and `digest subscribers …`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+lists_app = typer.Typer(help="Create and show mailing lists.", no_args_is_help=True)
+subscribers_app = typer.Typer(help="Add, import, export and unsubscribe subscribers.",
+                              no_args_is_help=True)
+
+ListOption = Annotated[str, typer.Option("--list", "-l", help="The list's slug.")]
+
+
+def _state(ctx: typer.Context):  # noqa: ANN202 - digest.cli.State (imported late: no cycle)
+    from digest.cli import state
+    return state(ctx).ready_app()
+
+
+def _consoles():  # noqa: ANN202
+    from digest.cli import err, out
+    return out, err
+
+
+@lists_app.command("create")
+def create_list(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Short name used on the command line, "
+                                             "e.g. morning.")],
+    name: Annotated[str, typer.Option(help="The list's name as readers see it.")],
+    exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Succeed quietly if the list "
+                                                              "exists.")] = False,
+) -> None:
+    """Create a mailing list."""
+    out, _ = _consoles()
+    mailing_list, created = _state(ctx).subscribers.create_list(slug, name, exist_ok=exist_ok)
+    out.print(f"{'Created' if created else 'Kept the existing'} list {mailing_list.slug} "
+              f"({mailing_list.name}).")
+
+
+@lists_app.command("list")
+def list_lists(ctx: typer.Context) -> None:
+    """Show every list with its subscriber counts."""
+    out, _ = _consoles()
+    table = Table("slug", "name", "active", "unsubscribed")
+    for mailing_list, active, gone in _state(ctx).subscribers.lists_with_counts():
+        table.add_row(mailing_list.slug, mailing_list.name, str(active), str(gone))
+    out.print(table)
+
+
+@subscribers_app.command("add")
+def add(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The address.")],
+    list_slug: ListOption,
+    name: Annotated[Optional[str], typer.Option(help="Display name.")] = None,
+    tier: Annotated[Optional[str], typer.Option(help="Access tier (see [tiers]).")] = None,
+) -> None:
+    """Add a subscriber to a list; adding an existing address updates it."""
+    out, err = _consoles()
+    result = _state(ctx).subscribers.add(email, list_slug=list_slug, name=name, tier=tier)
+    who = result.subscriber
+    verb = "Added" if result.created else "Updated"
+    out.print(f"{verb} {who.email} (tier {who.tier}) on {list_slug}."
+              + (" They were unsubscribed and are subscribed again." if result.resubscribed
+                 else ""))
+    if result.suppressed_reason:
+        err.print(f"warning: {who.email} is suppressed ({result.suppressed_reason}) and will "
+                  "not be mailed; `digest suppressions remove` lifts that.")
+
+
+@subscribers_app.command("list")
+def list_subscribers(
+    ctx: typer.Context,
+    list_slug: Annotated[Optional[str], typer.Option("--list", "-l",
+                                                     help="Only this list.")] = None,
+) -> None:
+    """Show subscribers, with their tier and status on each list."""
+    out, _ = _consoles()
+    table = Table("email", "name", "tier", "list", "status", "since")
+    for row in _state(ctx).subscribers.rows(list_slug):
+        table.add_row(row.email, row.name, row.tier, row.list_slug, row.status,
+                      row.subscribed_at)
+    out.print(table)
+
+
+@subscribers_app.command("unsubscribe")
+def unsubscribe(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The address.")],
+    list_slug: Annotated[Optional[str], typer.Option("--list", "-l",
+                                                     help="Only from this list "
+                                                          "[default: every list].")] = None,
+) -> None:
+    """Unsubscribe an address from one list or from all of them."""
+    out, _ = _consoles()
+    changed = _state(ctx).subscribers.unsubscribe(email, list_slug=list_slug)
+    where = list_slug or "every list"
+    out.print(f"Unsubscribed {email} from {where}." if changed
+              else f"{email} was not subscribed to {where}; nothing changed.")
+
+
+@subscribers_app.command("remove")
+def remove(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The address.")],
+) -> None:
+    """Erase a subscriber: their row, subscriptions and delivery history."""
+    out, _ = _consoles()
+    _state(ctx).subscribers.remove(email)
+    out.print(f"Removed {email} and their history.")
+
+
+@subscribers_app.command("import")
+def import_csv(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV with a header: email,name,tier.")],
+    list_slug: ListOption,
+    resubscribe: Annotated[bool, typer.Option(help="Also subscribe again people who "
+                                                   "unsubscribed.")] = False,
+) -> None:
+    """Import subscribers from CSV; bad rows are reported by line and the good ones stored."""
+    out, err = _consoles()
+    report = _state(ctx).subscribers.import_csv(file, list_slug=list_slug,
+                                                resubscribe=resubscribe)
+    for warning in report.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    for line, message in report.errors:
+        err.print(f"{file}:{line}: {message}", markup=False)
+    out.print(f"Imported into {list_slug}: {report.added} added, {report.updated} updated, "
+              f"{report.unchanged} unchanged, {len(report.errors)} rejected"
+              + (f", {report.kept_unsubscribed} kept unsubscribed (use --resubscribe)"
+                 if report.kept_unsubscribed else "") + ".")
+    if report.errors:
+        raise typer.Exit(2)
+
+
+@subscribers_app.command("export")
+def export_csv(ctx: typer.Context, list_slug: ListOption) -> None:
+    """Write the list's subscribers as CSV on stdout."""
+    _, err = _consoles()
+    count = _state(ctx).subscribers.export_csv(list_slug, sys.stdout)
+    err.print(f"Exported {count} subscribers of {list_slug}.")

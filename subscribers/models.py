@@ -1,0 +1,61 @@
+"""Tables for the people who receive the digest."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from digest.timeutil import UTCDateTime, utcnow
+
+
+class MailingList(SQLModel, table=True):
+    """A newsletter people subscribe to (the CLI calls it a list)."""
+
+    __tablename__ = "mailing_list"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, max_length=64)
+    name: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Subscriber(SQLModel, table=True):
+    """One address. ``email_key`` (lower-cased) is what makes a second add an update."""
+
+    __tablename__ = "subscriber"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320)
+    email_key: str = Field(unique=True, max_length=320)
+    name: str = Field(default="", max_length=200)
+    tier: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Subscription(SQLModel, table=True):
+    """A subscriber on a list; ``status`` is ``active`` or ``unsubscribed``."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (UniqueConstraint("list_id", "subscriber_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="mailing_list.id", index=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
+    status: str = Field(default="active", max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Suppression(SQLModel, table=True):
+    """An address never mailed again, on any list (hard bounce, complaint, erased by request)."""
+
+    __tablename__ = "suppression"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email_key: str = Field(unique=True, max_length=320)
+    reason: str = Field(max_length=32)
+    detail: str = Field(default="", max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,351 @@
+"""Everything an admin does to lists and subscribers: add, import, export, unsubscribe, remove.
+
+Addresses are validated and normalised (email-validator); a second add of the same address
+updates the row; an unknown tier is an error that lists the known ones; an import reports each
+bad row by its line number and stores the good ones.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import Engine, Select, and_, delete, exists, func, select, update
+from sqlmodel import Session
+
+from digest.db import session_scope
+from digest.errors import InputError, NotFoundError
+from digest.models import Delivery
+from digest.timeutil import utcnow
+from subscribers.models import MailingList, Subscriber, Subscription, Suppression
+from subscribers.validation import check_slug, check_tier, clean_name, normalise_email
+
+ACTIVE = "active"
+UNSUBSCRIBED = "unsubscribed"
+IMPORT_BATCH = 1000
+
+
+@dataclass
+class AddResult:
+    subscriber: Subscriber
+    created: bool
+    resubscribed: bool = False
+    suppressed_reason: str = ""
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept_unsubscribed: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SubscriberRow:
+    email: str
+    name: str
+    tier: str
+    list_slug: str
+    status: str
+    subscribed_at: str
+
+
+class SubscriberService:
+    """Lists and subscribers, with the tier names and address policy from the config."""
+
+    def __init__(self, engine: Engine, *, tiers: Sequence[str], default_tier: str,
+                 check_deliverability: bool = False) -> None:
+        self.engine = engine
+        self.tiers = list(tiers)
+        self.default_tier = default_tier
+        self.check_deliverability = check_deliverability
+
+    # -- lists ---------------------------------------------------------------------------
+
+    def create_list(self, slug: str, name: str, *, exist_ok: bool = False) -> tuple[MailingList, bool]:
+        check_slug(slug)
+        name = clean_name(name) or slug
+        with session_scope(self.engine) as session:
+            existing = session.scalar(select(MailingList).where(MailingList.slug == slug))
+            if existing is not None:
+                if exist_ok:
+                    return existing, False
+                raise InputError(f"a list {slug!r} already exists",
+                                 hint="pick another slug, or pass --exist-ok")
+            mailing_list = MailingList(slug=slug, name=name)
+            session.add(mailing_list)
+            session.flush()
+            return mailing_list, True
+
+    def lists_with_counts(self) -> list[tuple[MailingList, int, int]]:
+        """Each list with its active and unsubscribed subscriber counts."""
+        active = func.count().filter(Subscription.status == ACTIVE)
+        gone = func.count().filter(Subscription.status == UNSUBSCRIBED)
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(MailingList, active, gone)
+                .join(Subscription, Subscription.list_id == MailingList.id, isouter=True)
+                .group_by(MailingList.id)
+                .order_by(MailingList.slug)
+            ).all()
+            return [(row[0], row[1], row[2]) for row in rows]
+
+    def get_list(self, slug: str, session: Session | None = None) -> MailingList:
+        if session is None:
+            with Session(self.engine) as own:
+                return self.get_list(slug, own)
+        found = session.scalar(select(MailingList).where(MailingList.slug == slug))
+        if found is None:
+            known = session.scalars(select(MailingList.slug).order_by(MailingList.slug)).all()
+            raise NotFoundError(f"no list {slug!r}",
+                                hint=(f"known lists: {', '.join(known)}" if known else
+                                      "create one with `digest lists create SLUG --name NAME`"))
+        return found
+
+    # -- subscribers ---------------------------------------------------------------------
+
+    def add(self, email: str, *, list_slug: str, name: str | None = None,
+            tier: str | None = None) -> AddResult:
+        """Add (or update) a subscriber and make sure they are subscribed to the list."""
+        address, key = normalise_email(email, check_deliverability=self.check_deliverability)
+        clean = clean_name(name) if name is not None else None
+        chosen_tier = check_tier(tier, self.tiers) if tier is not None else None
+        with session_scope(self.engine) as session:
+            mailing_list = self.get_list(list_slug, session)
+            subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
+            created = subscriber is None
+            if subscriber is None:
+                subscriber = Subscriber(email=address, email_key=key, name=clean or "",
+                                        tier=chosen_tier or self.default_tier)
+                session.add(subscriber)
+                session.flush()
+            else:
+                subscriber.email = address
+                if clean is not None:
+                    subscriber.name = clean
+                if chosen_tier is not None:
+                    subscriber.tier = chosen_tier
+                subscriber.updated_at = utcnow()
+            resubscribed = _subscribe(session, mailing_list.id, subscriber.id, reactivate=True)
+            suppression = session.scalar(select(Suppression).where(Suppression.email_key == key))
+            return AddResult(subscriber, created, resubscribed,
+                             suppression.reason if suppression else "")
+
+    def import_csv(self, path: str | Path, *, list_slug: str,
+                   resubscribe: bool = False) -> ImportReport:
+        """Import ``email,name,tier`` rows. Bad rows are reported by line; good rows stored.
+
+        People who unsubscribed stay unsubscribed unless ``resubscribe`` is set: an import
+        must not undo someone's choice to leave.
+        """
+        report = ImportReport()
+        with Session(self.engine) as session:
+            list_id = self.get_list(list_slug, session).id
+        batch: dict[str, tuple[int, str, str | None, str | None]] = {}
+        for line, row in self._read_csv(Path(path), report):
+            try:
+                address, key = normalise_email(row.get("email", ""),
+                                               check_deliverability=self.check_deliverability)
+                name = clean_name(_csv_unsafe(row["name"])) if row.get("name") is not None else None
+                raw_tier = (row.get("tier") or "").strip()
+                tier = check_tier(raw_tier, self.tiers) if raw_tier else None
+            except InputError as exc:
+                report.errors.append((line, exc.message))
+                continue
+            if key in batch:
+                report.errors.append((line, f"{address} already appears on line {batch[key][0]}; "
+                                            "kept the first"))
+                continue
+            batch[key] = (line, address, name, tier)
+            if len(batch) >= IMPORT_BATCH:
+                self._store_batch(list_id, batch, report, resubscribe)
+                batch = {}
+        if batch:
+            self._store_batch(list_id, batch, report, resubscribe)
+        return report
+
+    def _read_csv(self, path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
+        try:
+            handle = path.open(newline="", encoding="utf-8-sig")
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+        with handle:
+            try:
+                reader = csv.DictReader(handle)
+                header = [h.strip().lower() for h in (reader.fieldnames or [])]
+                if "email" not in header:
+                    raise InputError(f"{path}: line 1 must be a header naming an 'email' column "
+                                     f"(found: {', '.join(header) or 'nothing'})",
+                                     hint="the columns are email,name,tier")
+                reader.fieldnames = header
+                unknown = [h for h in header if h not in ("email", "name", "tier")]
+                if unknown:
+                    report.warnings.append(f"ignored unknown column(s): {', '.join(unknown)}")
+                for row in reader:
+                    if None in row:
+                        report.errors.append((reader.line_num,
+                                              "more fields than the header has columns"))
+                        continue
+                    if not any((value or "").strip() for value in row.values()):
+                        continue
+                    yield reader.line_num, row
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}: not UTF-8 text ({exc.reason})",
+                                 hint="save the file as UTF-8 CSV and import again; "
+                                      "rows before the bad byte were imported") from exc
+            except csv.Error as exc:
+                raise InputError(f"{path}: line {reader.line_num}: {exc}",
+                                 hint="rows before that line were imported") from exc
+
+    def _store_batch(self, list_id: int, batch: dict[str, tuple[int, str, str | None, str | None]],
+                     report: ImportReport, resubscribe: bool) -> None:
+        with session_scope(self.engine) as session:
+            existing = {s.email_key: s for s in session.scalars(
+                select(Subscriber).where(Subscriber.email_key.in_(list(batch))))}
+            now = utcnow()
+            for key, (_line, address, name, tier) in batch.items():
+                subscriber = existing.get(key)
+                if subscriber is None:
+                    subscriber = Subscriber(email=address, email_key=key, name=name or "",
+                                            tier=tier or self.default_tier)
+                    session.add(subscriber)
+                    existing[key] = subscriber
+                    report.added += 1
+                    continue
+                changed = False
+                if name is not None and name != subscriber.name:
+                    subscriber.name, changed = name, True
+                if tier is not None and tier != subscriber.tier:
+                    subscriber.tier, changed = tier, True
+                if changed:
+                    subscriber.updated_at = now
+                    report.updated += 1
+                else:
+                    report.unchanged += 1
+            session.flush()
+            ids = [s.id for s in existing.values()]
+            subscriptions = {s.subscriber_id: s for s in session.scalars(
+                select(Subscription).where(Subscription.list_id == list_id,
+                                           Subscription.subscriber_id.in_(ids)))}
+            for subscriber in existing.values():
+                subscription = subscriptions.get(subscriber.id)
+                if subscription is None:
+                    session.add(Subscription(list_id=list_id, subscriber_id=subscriber.id))
+                elif subscription.status != ACTIVE:
+                    if resubscribe:
+                        subscription.status, subscription.unsubscribed_at = ACTIVE, None
+                    else:
+                        report.kept_unsubscribed += 1
+
+    def rows(self, list_slug: str | None = None) -> list[SubscriberRow]:
+        with Session(self.engine) as session:
+            query = _subscriber_rows_query()
+            if list_slug is not None:
+                query = query.where(MailingList.id == self.get_list(list_slug, session).id)
+            return [SubscriberRow(*row[:5], row[5].date().isoformat())
+                    for row in session.execute(query)]
+
+    def export_csv(self, list_slug: str, out: IO[str]) -> int:
+        """Write the list's subscribers as CSV (the import's columns first); return the count."""
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["email", "name", "tier", "status", "subscribed_at"])
+        count = 0
+        for row in self.rows(list_slug):
+            writer.writerow([row.email, _csv_safe(row.name), row.tier, row.status,
+                             row.subscribed_at])
+            count += 1
+        return count
+
+    def unsubscribe(self, email: str, *, list_slug: str | None = None) -> int:
+        """Unsubscribe from one list or from all; the number of subscriptions changed."""
+        subscriber = self.get_subscriber(email)
+        with session_scope(self.engine) as session:
+            condition = and_(Subscription.subscriber_id == subscriber.id,
+                             Subscription.status == ACTIVE)
+            if list_slug is not None:
+                condition = and_(condition,
+                                 Subscription.list_id == self.get_list(list_slug, session).id)
+            result = session.execute(update(Subscription).where(condition)
+                                     .values(status=UNSUBSCRIBED, unsubscribed_at=utcnow()))
+            return result.rowcount
+
+    def unsubscribe_by_id(self, subscriber_id: int, list_id: int) -> bool:
+        """One-click unsubscribe from a signed link; True if it changed anything."""
+        with session_scope(self.engine) as session:
+            result = session.execute(
+                update(Subscription)
+                .where(Subscription.subscriber_id == subscriber_id,
+                       Subscription.list_id == list_id, Subscription.status == ACTIVE)
+                .values(status=UNSUBSCRIBED, unsubscribed_at=utcnow()))
+            return result.rowcount > 0
+
+    def remove(self, email: str) -> None:
+        """Erase a subscriber: the row, their subscriptions and their delivery history."""
+        subscriber = self.get_subscriber(email)
+        with session_scope(self.engine) as session:
+            # Explicit deletes, not only ON DELETE CASCADE: a SQLite connection opened
+            # without the foreign_keys pragma would leave orphans behind.
+            session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
+            session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber.id))
+            session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
+
+    def get_subscriber(self, email: str) -> Subscriber:
+        _address, key = normalise_email(email, check_deliverability=False)
+        with Session(self.engine) as session:
+            subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
+        if subscriber is None:
+            raise NotFoundError(f"no subscriber {email!r}",
+                                hint="`digest subscribers list` shows who is there")
+        return subscriber
+
+
+def _subscribe(session: Session, list_id: int, subscriber_id: int, *, reactivate: bool) -> bool:
+    """Make sure the subscription exists; True if an unsubscribed one was made active again."""
+    subscription = session.scalar(select(Subscription).where(
+        Subscription.list_id == list_id, Subscription.subscriber_id == subscriber_id))
+    if subscription is None:
+        session.add(Subscription(list_id=list_id, subscriber_id=subscriber_id))
+        return False
+    if subscription.status != ACTIVE and reactivate:
+        subscription.status, subscription.unsubscribed_at = ACTIVE, None
+        return True
+    return False
+
+
+def _subscriber_rows_query() -> Select[tuple]:
+    return (select(Subscriber.email, Subscriber.name, Subscriber.tier, MailingList.slug,
+                   Subscription.status, Subscription.created_at)
+            .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+            .join(MailingList, MailingList.id == Subscription.list_id)
+            .order_by(MailingList.slug, Subscriber.email_key))
+
+
+FORMULA_STARTS = ("=", "+", "@", "\t")
+
+
+def _csv_safe(value: str) -> str:
+    # A cell starting with = + @ runs as a formula in a spreadsheet (CSV injection); the quote
+    # that defuses it is taken off again by the import (_csv_unsafe).
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def _csv_unsafe(value: str) -> str:
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) else value
+
+
+def active_recipients(list_id: int) -> Select[tuple[int]]:
+    """Subscriber ids of a list's active subscribers whose address is not suppressed.
+
+    The one definition of "who gets this list"; enqueueing runs it inside an INSERT … SELECT.
+    """
+    return (select(Subscription.subscriber_id)
+            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+            .where(Subscription.list_id == list_id, Subscription.status == ACTIVE,
+                   ~exists().where(Suppression.email_key == Subscriber.email_key)))
+
