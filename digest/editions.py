@@ -139,7 +139,10 @@ def enqueue(engine: Engine, edition: Edition) -> int:
             statement = sqlite.insert(Delivery).from_select(columns, recipients)
         else:  # pragma: no cover - only SQLite and PostgreSQL are supported
             statement = insert(Delivery).from_select(columns, recipients)
-        count = session.execute(statement.on_conflict_do_nothing()).rowcount
+        session.execute(statement.on_conflict_do_nothing())
+        # rowcount of INSERT … SELECT is not reported by every driver; count the rows instead.
+        count = session.scalar(select(func.count()).select_from(Delivery)
+                               .where(Delivery.edition_id == edition.id)) or 0
         current.enqueued_at = utcnow()
         current.status = EditionStatus.SENDING
         session.add(current)
