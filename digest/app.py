@@ -10,6 +10,8 @@ from datetime import timedelta
 from functools import cached_property
 from urllib.parse import urlsplit
 
+from typing import TYPE_CHECKING
+
 import httpx
 import jinja2
 from sqlalchemy import Engine
@@ -18,15 +20,16 @@ from sqlmodel import Session
 
 from digest.config import Config
 from digest.db import make_engine, require_current, session_scope
-from digest.deliver import DeliveryQueue, RetryPolicy, default_worker_id
 from digest.models import AppSetting
-from digest.render import Renderer, SiteView, make_environment
-from digest.sources.base import Source
-from digest.sources.feed import FeedSource
-from digest.transports.base import Transport
-from digest.variants import AccessRules, EditionMessages
 from subscribers.service import SubscriberService
 from subscribers.tokens import TokenSigner
+
+if TYPE_CHECKING:
+    from digest.deliver import DeliveryQueue
+    from digest.render import Renderer
+    from digest.sources.base import Source
+    from digest.transports.base import Transport
+    from digest.variants import AccessRules, EditionMessages
 
 SECRET_SETTING = "web.secret_key"
 
@@ -84,6 +87,8 @@ class App:
     # -- content -------------------------------------------------------------------------
 
     def sources(self, client: httpx.Client | None) -> list[Source]:
+        from digest.sources.feed import FeedSource
+
         collect = self.config.collect
         return [FeedSource(source.name, self.config.source_location(source), client=client,
                            timeout=source.timeout_seconds or collect.timeout_seconds,
@@ -96,22 +101,30 @@ class App:
 
     @cached_property
     def templates(self) -> jinja2.Environment:
+        from digest.render import make_environment
+
         override = self.config.templates.dir
         return make_environment(self.config.resolve_path(override) if override else None)
 
     def renderer(self) -> Renderer:
+        from digest.render import Renderer, SiteView
+
         site = self.config.site
         return Renderer(self.templates, SiteView(site.name, site.url, site.signin_url),
                         max_html_bytes=self.config.editions.max_html_bytes)
 
     @cached_property
     def access(self) -> AccessRules:
+        from digest.variants import AccessRules
+
         return AccessRules(dict(self.config.tiers),
                            frozenset(self.config.access.public_categories),
                            self.config.site.signin_url)
 
     def edition_messages(self) -> EditionMessages:
         """A fresh message factory: it caches each rendered variant for its lifetime."""
+        from digest.variants import EditionMessages
+
         delivery = self.config.delivery
         list_id_domain = urlsplit(self.config.web.base_url).hostname or "digest.invalid"
         return EditionMessages(
@@ -143,6 +156,8 @@ class App:
         return FileTransport(self.config.outbox_dir, self.templates)
 
     def delivery_queue(self, worker_id: str | None = None) -> DeliveryQueue:
+        from digest.deliver import DeliveryQueue, RetryPolicy, default_worker_id
+
         delivery = self.config.delivery
         return DeliveryQueue(
             self.engine, worker_id=worker_id or default_worker_id(),

@@ -7,21 +7,24 @@ import logging
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from digest.app import App
 from digest.config import load_config
 from digest.errors import DigestError, InputError
+
+if TYPE_CHECKING:
+    from digest.app import App
 
 app = typer.Typer(help="Collect a news site's new posts and mail every subscriber a digest.",
                   no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
-out = Console(highlight=False, soft_wrap=True)
+# Piped output (scripts, logs) gets wide tables rather than 80 columns of wrapped cells.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -35,6 +38,8 @@ class State:
     @property
     def app(self) -> App:
         if self._app is None:
+            from digest.app import App
+
             self._app = App(load_config(self.config_path))
         return self._app
 
@@ -64,7 +69,7 @@ def _main(
 
 
 def state(ctx: typer.Context) -> State:
-    return ctx.ensure_object(State)
+    return ctx.find_root().obj
 
 
 def parse_date(value: Optional[str]) -> date:
@@ -294,6 +299,3 @@ def main() -> None:
         err.print("interrupted", markup=False)
         sys.exit(130)
 
-
-if __name__ == "__main__":
-    main()
