@@ -25,7 +25,8 @@ from subscribers.service import SubscriberService
 from subscribers.tokens import TokenSigner
 
 if TYPE_CHECKING:
-    from digest.deliver import DeliveryQueue
+    from digest.deliver import Deliverer, DeliveryQueue, ProgressListener
+    from digest.ratelimit import RateLimiter
     from digest.render import Renderer
     from digest.sources.base import Source
     from digest.transports.base import Transport
@@ -154,6 +155,25 @@ class App:
             return NullTransport()
         from digest.transports.file import FileTransport
         return FileTransport(self.config.outbox_dir, self.templates)
+
+    def rate_limiter(self) -> RateLimiter | None:
+        from digest.ratelimit import RateLimiter
+
+        delivery = self.config.delivery
+        if not (delivery.rate_per_second or delivery.rate_per_hour):
+            return None
+        return RateLimiter(per_second=delivery.rate_per_second, per_hour=delivery.rate_per_hour)
+
+    def deliverer(self, *, concurrency: int | None = None, worker_id: str | None = None,
+                  progress: ProgressListener | None = None) -> Deliverer:
+        """The delivery path `digest send` and `digest worker` share."""
+        from digest.deliver import Deliverer
+
+        delivery = self.config.delivery
+        return Deliverer(self.delivery_queue(worker_id), self.transport,
+                         self.edition_messages(), batch_size=delivery.batch_size,
+                         concurrency=concurrency or delivery.concurrency,
+                         rate_limiter=self.rate_limiter(), progress=progress)
 
     def delivery_queue(self, worker_id: str | None = None) -> DeliveryQueue:
         from digest.deliver import DeliveryQueue, RetryPolicy, default_worker_id

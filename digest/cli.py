@@ -212,6 +212,43 @@ def print_dry_run(report) -> None:  # noqa: ANN001 - jobs.SendReport
 
 
 @app.command()
+def worker(
+    ctx: typer.Context,
+    list_slug: Annotated[Optional[str], typer.Option("--list", "-l",
+                                                     help="Only this list's editions.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(
+        min=1, max=64, help="Sending threads, each with its own connection "
+                            "[default: delivery.concurrency].")] = None,
+    forever: Annotated[bool, typer.Option("--forever", help="Keep polling for new deliveries "
+                                                            "until SIGTERM/SIGINT.")] = False,
+) -> None:
+    """Drain pending deliveries and exit when done. Any number of workers, on any number of
+    machines, may share one PostgreSQL database and one edition."""
+    import signal
+    import threading
+
+    from digest import jobs
+    from digest.progress import delivery_progress
+
+    application = state(ctx).ready_app()
+    stop = threading.Event()
+
+    def finish_in_flight(signum: int, _frame: object) -> None:
+        err.print(f"{signal.Signals(signum).name}: finishing the batches in flight, then "
+                  "stopping", markup=False)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, finish_in_flight)
+    signal.signal(signal.SIGINT, finish_in_flight)
+    with delivery_progress(err, enabled=not forever) as progress:
+        stats = jobs.work(application, list_slug=list_slug, concurrency=concurrency,
+                          forever=forever, stop=stop, progress=progress)
+    out.print(f"Worker done: {stats.sent} sent, {stats.failed} failed, {stats.retried} to retry"
+              + (f", {stats.uncertain} uncertain" if stats.uncertain else "")
+              + f" across {len(stats.editions)} edition(s).")
+
+
+@app.command()
 def preview(
     ctx: typer.Context,
     list_slug: Annotated[str, typer.Option("--list", "-l", help="The list's slug.")],

@@ -82,6 +82,9 @@ class DeliveryConfig(Section):
     outbox: str = "outbox"
     unsubscribe_mailto: str = ""
     batch_size: int = Field(default=100, gt=0)
+    concurrency: int = Field(default=4, gt=0, le=64)
+    rate_per_second: float = Field(default=0, ge=0)
+    rate_per_hour: float = Field(default=0, ge=0)
     max_attempts: int = Field(default=5, gt=0)
     retry_base_seconds: float = Field(default=60.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)

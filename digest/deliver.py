@@ -10,10 +10,12 @@ by `digest status`) or ``"resend"`` (back to pending; a subscriber may get it tw
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import random
 import socket
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +29,7 @@ from digest.db import session_scope
 from digest.errors import TransportError
 from digest.message import Recipient
 from digest.models import Delivery, DeliveryStatus, Edition
+from digest.ratelimit import RateLimiter
 from digest.timeutil import utcnow
 from digest.transports.base import OutgoingMessage, Outcome, SendResult, Transport
 from subscribers.models import Subscriber, Subscription, Suppression
@@ -108,26 +111,38 @@ class DeliveryQueue:
         self.uncertain_policy = uncertain_policy
         self.clock = clock
 
-    def _due(self, now: datetime, edition_ids: Sequence[int] | None) -> ColumnElement[bool]:
+    def for_thread(self, number: int) -> DeliveryQueue:
+        """The same queue for one sending thread: its claims carry a worker id of their own."""
+        twin = copy.copy(self)
+        twin.worker_id = f"{self.worker_id}/{number}"
+        return twin
+
+    def _due(self, now: datetime, edition_ids: Sequence[int] | None,
+             list_id: int | None) -> ColumnElement[bool]:
         due = and_(Delivery.status == DeliveryStatus.PENDING,
                    or_(Delivery.not_before.is_(None), Delivery.not_before <= now))
         if edition_ids is not None:
             due = and_(due, Delivery.edition_id.in_(list(edition_ids)))
+        if list_id is not None:
+            due = and_(due, Delivery.edition_id.in_(
+                select(Edition.id).where(Edition.list_id == list_id)))
         return due
 
-    def count_due(self, *, edition_ids: Sequence[int] | None = None) -> int:
+    def count_due(self, *, edition_ids: Sequence[int] | None = None,
+                  list_id: int | None = None) -> int:
         with Session(self.engine) as session:
             return session.scalar(select(func.count()).select_from(Delivery)
-                                  .where(self._due(self.clock(), edition_ids))) or 0
+                                  .where(self._due(self.clock(), edition_ids, list_id))) or 0
 
-    def claim(self, limit: int, *, edition_ids: Sequence[int] | None = None) -> list[Claimed]:
+    def claim(self, limit: int, *, edition_ids: Sequence[int] | None = None,
+              list_id: int | None = None) -> list[Claimed]:
         """Claim up to ``limit`` due pending deliveries for this worker, oldest first.
 
         PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim side by side.
         SQLite: the write transaction (BEGIN IMMEDIATE) makes the claim a single writer.
         """
         now = self.clock()
-        candidates = (select(Delivery.id).where(self._due(now, edition_ids)).order_by(Delivery.id).limit(limit)
+        candidates = (select(Delivery.id).where(self._due(now, edition_ids, list_id)).order_by(Delivery.id).limit(limit)
                       .with_for_update(skip_locked=True))
         with session_scope(self.engine) as session:
             rows = session.execute(
@@ -257,36 +272,80 @@ def _skip_reason(person: object | None) -> str:
 
 
 class Deliverer:
-    """Drains a queue through one transport, a batch at a time."""
+    """Drains the queue with ``concurrency`` sending threads, each with a transport of its own
+    (for SMTP, a pool of persistent connections), sharing one rate limiter."""
 
-    def __init__(self, queue: DeliveryQueue, transport: Transport, make_message: MessageFactory,
-                 *, batch_size: int = 100, progress: ProgressListener | None = None) -> None:
+    def __init__(self, queue: DeliveryQueue, transports: Callable[[], Transport],
+                 make_message: MessageFactory, *, batch_size: int = 100, concurrency: int = 1,
+                 rate_limiter: RateLimiter | None = None,
+                 progress: ProgressListener | None = None) -> None:
         self.queue = queue
-        self.transport = transport
+        self.transports = transports
         self.make_message = make_message
-        self.batch_size = max(1, min(batch_size, transport.max_batch))
+        self.batch_size = max(1, batch_size)
+        self.concurrency = max(1, concurrency)
+        self.rate_limiter = rate_limiter
         self.progress = progress
+        self._lock = threading.Lock()
 
-    def run(self, *, edition_ids: Sequence[int] | None = None) -> DeliveryStats:
-        """Send until nothing due is left; return the totals."""
+    def run(self, *, edition_ids: Sequence[int] | None = None, list_id: int | None = None,
+            stop: threading.Event | None = None) -> DeliveryStats:
+        """Send until nothing due is left or ``stop`` is set; return the totals.
+
+        A batch in flight is always finished and recorded before returning."""
+        stop = stop or threading.Event()
+        scope = {"edition_ids": edition_ids, "list_id": list_id}
         total = DeliveryStats()
+        errors: list[BaseException] = []
         self.queue.recover_stale()
         if self.progress:
-            self.progress.started(self.queue.count_due(edition_ids=edition_ids))
-        try:
-            while True:
-                claimed = self.queue.claim(self.batch_size, edition_ids=edition_ids)
-                if not claimed:
-                    break
-                stats = self.send_batch(claimed)
-                total.add(stats)
-                if self.progress:
-                    self.progress.advanced(stats)
-        finally:
-            self.transport.close()
+            self.progress.started(self.queue.count_due(**scope))
+        threads = [threading.Thread(target=self._drain, name=f"sender-{n}",
+                                    args=(n, scope, stop, total, errors))
+                   for n in range(self.concurrency)]
+        if len(threads) == 1:
+            threads[0].run()              # no thread needed; keeps tracebacks simple
+        else:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        if errors:
+            raise errors[0]
         return total
 
-    def send_batch(self, claimed: Sequence[Claimed]) -> DeliveryStats:
+    def _drain(self, number: int, scope: dict, stop: threading.Event, total: DeliveryStats,
+               errors: list[BaseException]) -> None:
+        queue = self.queue if self.concurrency == 1 else self.queue.for_thread(number)
+        try:
+            transport = self.transports()
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+            return
+        size = min(self.batch_size, transport.max_batch)
+        if self.rate_limiter is not None and self.rate_limiter.max_burst is not None:
+            size = min(size, self.rate_limiter.max_burst)
+        try:
+            while not stop.is_set():
+                claimed = queue.claim(size, **scope)
+                if not claimed:
+                    break
+                if self.rate_limiter is not None:
+                    self.rate_limiter.acquire(len(claimed))
+                stats = self.send_batch(queue, transport, claimed)
+                with self._lock:
+                    total.add(stats)
+                    if self.progress:
+                        self.progress.advanced(stats)
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+        finally:
+            transport.close()
+
+    def send_batch(self, queue: DeliveryQueue, transport: Transport,
+                   claimed: Sequence[Claimed]) -> DeliveryStats:
         messages: list[OutgoingMessage] = []
         results: list[SendResult] = []
         for item in claimed:
@@ -297,18 +356,16 @@ class Deliverer:
                 results.append(SendResult(item.delivery_id, Outcome.FAILED,
                                           error=f"could not build the message: {exc}"))
         try:
-            results.extend(self.transport.send(messages) if messages else [])
+            results.extend(transport.send(messages) if messages else [])
         except TransportError as exc:
-            if exc.retry:
-                retry_after = exc.retry_after
-                results.extend(SendResult(m.delivery_id, Outcome.RETRY, error=str(exc),
-                                          retry_after=retry_after) for m in messages)
-            else:
+            if not exc.retry:
                 done = {r.delivery_id for r in results}
-                self.queue.release([c for c in claimed if c.delivery_id not in done], str(exc))
-                self.queue.record(claimed, results)
+                queue.release([c for c in claimed if c.delivery_id not in done], str(exc))
+                queue.record(claimed, results)
                 raise
-        stats = self.queue.record(claimed, results)
-        log.debug("batch worker=%s sent=%d retried=%d failed=%d", self.queue.worker_id,
+            results.extend(SendResult(m.delivery_id, Outcome.RETRY, error=str(exc),
+                                      retry_after=exc.retry_after) for m in messages)
+        stats = queue.record(claimed, results)
+        log.debug("batch worker=%s sent=%d retried=%d failed=%d", queue.worker_id,
                   stats.sent, stats.retried, stats.failed)
         return stats

@@ -7,6 +7,7 @@ crash) picks up where the first stopped and never makes a second edition or a se
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -16,7 +17,7 @@ from sqlmodel import Session
 
 from digest.app import App
 from digest.collect import SourceReport, collect
-from digest.deliver import Deliverer, DeliveryStats, ProgressListener
+from digest.deliver import DeliveryStats, ProgressListener
 from digest.editions import (delivery_counts, enqueue, finish_if_done, format_subject,
                              new_post_ids, plan_edition)
 from digest.models import Delivery, DeliveryStatus, Edition, Post
@@ -83,9 +84,7 @@ def send_edition(app: App, list_slug: str, issue_date: date, *,
     report.edition_id, report.created = edition.id, plan.created
     report.post_count, report.left_out = plan.post_count, plan.left_out
     report.enqueued = enqueue(app.engine, edition)
-    deliverer = Deliverer(app.delivery_queue(), app.transport(), app.edition_messages(),
-                          batch_size=app.config.delivery.batch_size, progress=progress)
-    report.stats = deliverer.run(edition_ids=[edition.id])
+    report.stats = app.deliverer(progress=progress).run(edition_ids=[edition.id])
     finish_if_done(app.engine, edition.id)
     with Session(app.engine) as session:
         report.counts = delivery_counts(session, edition.id)
@@ -97,6 +96,30 @@ def send_edition(app: App, list_slug: str, issue_date: date, *,
              "done" if not report.pending else "waiting", report.stats.sent,
              report.stats.failed, report.stats.retried)
     return report
+
+
+def work(app: App, *, list_slug: str | None = None, concurrency: int | None = None,
+         forever: bool = False, stop: threading.Event | None = None,
+         idle_seconds: float = 5.0, progress: ProgressListener | None = None
+         ) -> DeliveryStats:
+    """`digest worker`: drain due deliveries of every edition (or one list's), then exit —
+    or, with ``forever``, keep polling until ``stop`` is set (SIGTERM, SIGINT)."""
+    stop = stop or threading.Event()
+    list_id = app.subscribers.get_list(list_slug).id if list_slug else None
+    deliverer = app.deliverer(concurrency=concurrency, progress=progress)
+    total = DeliveryStats()
+    while not stop.is_set():
+        stats = deliverer.run(list_id=list_id, stop=stop)
+        total.add(stats)
+        for edition_id in stats.editions:
+            finish_if_done(app.engine, edition_id)
+        if not forever:
+            break
+        if not (stats.sent or stats.failed or stats.retried):
+            stop.wait(idle_seconds)
+    log.info("worker sent=%d failed=%d retry=%d uncertain=%d editions=%d", total.sent,
+             total.failed, total.retried, total.uncertain, len(total.editions))
+    return total
 
 
 def dry_run(app: App, list_slug: str, issue_date: date, *, now: datetime | None = None

@@ -105,7 +105,8 @@ class Delivery(SQLModel, table=True):
     __tablename__ = "delivery"
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id"),
-        Index("ix_delivery_claimable", "status", "not_before"),
+        # Claims scan pending rows in id order: (status, id) serves them without a sort.
+        Index("ix_delivery_claim_order", "status", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

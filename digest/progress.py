@@ -31,7 +31,7 @@ class RichProgress:
         self.totals = DeliveryStats()
 
     def started(self, total: int) -> None:
-        if self._progress is not None and total:
+        if self._progress is not None and total and self._task is None:
             self._task = self._progress.add_task("sending", total=total, sent=0, failed=0,
                                                  retry=0)
 
@@ -45,8 +45,8 @@ class RichProgress:
 
 
 @contextmanager
-def delivery_progress(console: Console) -> Iterator[RichProgress]:
-    if not console.is_terminal:
+def delivery_progress(console: Console, *, enabled: bool = True) -> Iterator[RichProgress]:
+    if not (enabled and console.is_terminal):
         yield RichProgress(None)
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

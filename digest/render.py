@@ -241,7 +241,10 @@ class Renderer:
         return f"__digest_{self._marker_nonce}_{name}__"
 
     def _marker_pattern(self) -> re.Pattern[str]:
-        return re.compile(rf"__digest_{self._marker_nonce}_([a-z_]+)__")
+        # Only the known names: with ``[a-z_]+`` an underscore that an editor's template puts
+        # right after a field ("{{ subscriber.first_name }}_") would be read as part of its name.
+        names = "|".join(sorted(map(re.escape, PERSONAL_FIELDS), key=len, reverse=True))
+        return re.compile(rf"__digest_{self._marker_nonce}_({names})__")
 
 
 def personal_values(*, name: str, email: str, unsubscribe_url: str,

@@ -8,6 +8,7 @@ keeps its :class:`~digest.message.MessageBuilder`, and builds a message per clai
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -98,12 +99,18 @@ class EditionMessages:
         self._contents: dict[int, EditionContent] = {}
         self._builders: dict[tuple[int, str], MessageBuilder] = {}
         self.renders = 0
+        # Sending threads share this factory: a variant must be rendered once, not once each.
+        self._lock = threading.RLock()
 
     def add_content(self, content: EditionContent) -> None:
         """Use this content for its edition id (previews and dry runs of unsaved editions)."""
         self._contents[content.edition_id] = content
 
     def content(self, edition_id: int) -> EditionContent:
+        with self._lock:
+            return self._content(edition_id)
+
+    def _content(self, edition_id: int) -> EditionContent:
         if edition_id not in self._contents:
             assert self.engine is not None
             self._contents[edition_id] = load_edition(self.engine, edition_id)
@@ -117,7 +124,12 @@ class EditionMessages:
         cached = self._builders.get((edition_id, key))
         if cached is not None:
             return cached
-        content = self.content(edition_id)
+        with self._lock:
+            cached = self._builders.get((edition_id, key))
+            return cached if cached is not None else self._render(edition_id, key)
+
+    def _render(self, edition_id: int, key: str) -> MessageBuilder:
+        content = self._content(edition_id)
         variant = self.renderer.render(key, content.view, self.access.views(content.posts, key))
         self.renders += 1
         log.info("render edition=%s variant=%s full=%d teasers=%d shortened=%d bytes=%d",

@@ -84,7 +84,7 @@ def drain(app: App, transport, *, clock=None, retry=RetryPolicy(max_attempts=3),
           worker="worker-1", policy="hold"):
     queue = DeliveryQueue(app.engine, worker_id=worker, retry=retry, uncertain_policy=policy,
                           **({"clock": clock} if clock else {}))
-    return Deliverer(queue, transport, app.edition_messages(), batch_size=10).run()
+    return Deliverer(queue, lambda: transport, app.edition_messages(), batch_size=10).run()
 
 
 def test_each_subscriber_gets_the_edition_once_with_the_provider_id_kept(tmp_path, database_url):

@@ -23,8 +23,18 @@ from digest.transports.base import OutgoingMessage, Outcome, SendResult
 log = logging.getLogger(__name__)
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+# Bare CR or LF must not reach the wire (RFC 5321 2.3.8): servers refuse them or split lines
+# where we did not, and a "." after a bare LF would go unstuffed.
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 # RCPT replies that mean the mailbox does not exist or never will (RFC 3463 5.1.x).
 HARD_BOUNCE_CODES = frozenset({550, 551, 553})
+# When a reply carries an enhanced status code, that decides: "550 5.7.1" is a policy or
+# reputation block against us, and suppressing the address for it would be wrong. So are
+# 5.1.7 and 5.1.8: Postfix reports its checks of our sender at RCPT time.
+_ENHANCED_STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})\b")
+_SENDER_ADDRESS_DETAILS = frozenset({"7", "8"})
+# MAIL replies that blame the session (no AUTH, no TLS): every message would get them.
+SESSION_REFUSED_CODES = frozenset({530, 538})
 
 
 @dataclass(frozen=True)
@@ -74,17 +84,7 @@ class SmtpTransport:
             else:
                 connection = smtplib.SMTP(s.host, s.port, timeout=s.timeout,
                                           local_hostname=s.local_hostname)
-            connection.ehlo()
-            if s.security == "starttls":
-                if not connection.has_extn("starttls"):
-                    connection.close()
-                    raise TransportError(f"the SMTP server at {where} does not offer STARTTLS",
-                                         retry=False,
-                                         hint='set [smtp] security = "tls" or "none" to match it')
-                connection.starttls(context=self.ssl_context)
-                connection.ehlo()
-            if s.username:
-                connection.login(s.username, s.password)
+            self._start(connection, where)
         except smtplib.SMTPAuthenticationError as exc:
             raise TransportError(f"the SMTP server at {where} refused the login for "
                                  f"{s.username!r} ({exc.smtp_code})", retry=False,
@@ -102,6 +102,25 @@ class SmtpTransport:
                                  retry=True) from None
         self.connections_opened += 1
         return connection
+
+    def _start(self, connection: smtplib.SMTP, where: str) -> None:
+        # A refused login or a failed handshake must not leave the socket open for as long as
+        # the error and its traceback live.
+        s = self.settings
+        try:
+            connection.ehlo()
+            if s.security == "starttls":
+                if not connection.has_extn("starttls"):
+                    raise TransportError(f"the SMTP server at {where} does not offer STARTTLS",
+                                         retry=False,
+                                         hint='set [smtp] security = "tls" or "none" to match it')
+                connection.starttls(context=self.ssl_context)
+                connection.ehlo()
+            if s.username:
+                connection.login(s.username, s.password)
+        except BaseException:
+            connection.close()
+            raise
 
     def _ensure(self) -> smtplib.SMTP:
         if self._connection is None:
@@ -155,19 +174,29 @@ class SmtpTransport:
     def _transaction(self, connection: smtplib.SMTP, message: OutgoingMessage) -> SendResult:
         try:
             code, reply = connection.mail(message.envelope_from)
+            if code == 421:
+                # Most often a connection the server dropped as idle: nothing was handed over,
+                # so a new connection may take the message at once.
+                raise _Disconnected(_text(code, reply), handed_over=False)
+            if code in SESSION_REFUSED_CODES:
+                self._drop()
+                s = self.settings
+                raise TransportError(f"the SMTP server at {s.host}:{s.port} refused to take "
+                                     f"mail: {_text(code, reply)}", retry=False,
+                                     hint="check [smtp] security, username and password")
             if code != 250:
                 return self._refused(connection, message, "MAIL FROM", code, reply)
             code, reply = connection.rcpt(message.to_address)
             if code not in (250, 251):
                 return self._refused(connection, message, "RCPT TO", code, reply,
-                                     hard_bounce=code in HARD_BOUNCE_CODES)
+                                     hard_bounce=_is_hard_bounce(code, reply))
             connection.putcmd("data")
             code, reply = connection.getreply()
             if code != 354:
                 return self._refused(connection, message, "DATA", code, reply)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _Disconnected(str(exc) or type(exc).__name__, handed_over=False) from None
-        payload = _LEADING_DOT.sub(b"..", message.raw)
+        payload = _LEADING_DOT.sub(b"..", _LINE_END.sub(b"\r\n", message.raw))
         if not payload.endswith(b"\r\n"):
             payload += b"\r\n"
         try:
@@ -199,6 +228,19 @@ class SmtpTransport:
         if 400 <= code < 500:
             return SendResult.retry(message, error)
         return SendResult.failed(message, error, hard_bounce=hard_bounce)
+
+
+def _text(code: int, reply: bytes | str) -> str:
+    return f"{code} {reply.decode('utf-8', 'replace') if isinstance(reply, bytes) else reply}"
+
+
+def _is_hard_bounce(code: int, reply: bytes | str) -> bool:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    enhanced = _ENHANCED_STATUS.match(text.lstrip())
+    if enhanced:
+        klass, subject, detail = enhanced.groups()
+        return klass == "5" and subject == "1" and detail not in _SENDER_ADDRESS_DETAILS
+    return code in HARD_BOUNCE_CODES
 
 
 def _queue_id(reply: bytes) -> str:
