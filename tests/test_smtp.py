@@ -684,3 +684,30 @@ def test_settings_repr_hides_the_password() -> None:
     assert PASSWORD not in f"{settings}"
     assert USERNAME in repr(settings) and "smtp.example.com" in repr(settings)
     assert PASSWORD not in repr(SmtpTransport(settings).settings)
+
+
+# -- pipelining ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
+def test_refusals_are_read_right_with_and_without_pipelining(pipelining: bool) -> None:
+    with SmtpServer(pipelining=pipelining) as server:
+        server.handler.rcpt_replies["reader2@example.org"] = ["550 5.1.1 User unknown"]
+        server.handler.rcpt_replies["reader3@example.org"] = ["451 4.7.1 Try later"]
+        transport = transport_for(server)
+        try:
+            results = by_id(transport.send(make_batch(3)))
+            server.handler.mail_replies.append("553 5.7.1 Sender not allowed")
+            results.update(by_id(transport.send(make_batch(2, start=4))))
+        finally:
+            transport.close()
+        advertised = server.handler.pipelining
+    assert advertised is pipelining
+    assert {i: r.outcome for i, r in results.items()} == {
+        1: Outcome.SENT, 2: Outcome.FAILED, 3: Outcome.RETRY, 4: Outcome.FAILED,
+        5: Outcome.SENT}
+    assert results[2].hard_bounce and not results[4].hard_bounce
+    assert "MAIL FROM: 553" in results[4].error
+    assert [r.rcpt_tos for r in server.received] == [["reader1@example.org"],
+                                                     ["reader5@example.org"]]
+    assert server.handler.connections == 1

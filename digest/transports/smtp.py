@@ -173,34 +173,29 @@ class SmtpTransport:
 
     def _transaction(self, connection: smtplib.SMTP, message: OutgoingMessage) -> SendResult:
         try:
-            code, reply = connection.mail(message.envelope_from)
-            if code == 421:
-                # Most often a connection the server dropped as idle: nothing was handed over,
-                # so a new connection may take the message at once.
-                raise _Disconnected(_text(code, reply), handed_over=False)
-            if code in SESSION_REFUSED_CODES:
-                self._drop()
-                s = self.settings
-                raise TransportError(f"the SMTP server at {s.host}:{s.port} refused to take "
-                                     f"mail: {_text(code, reply)}", retry=False,
-                                     hint="check [smtp] security, username and password")
-            if code != 250:
-                return self._refused(connection, message, "MAIL FROM", code, reply)
-            code, reply = connection.rcpt(message.to_address)
-            if code not in (250, 251):
-                return self._refused(connection, message, "RCPT TO", code, reply,
-                                     hard_bounce=_is_hard_bounce(code, reply))
-            connection.putcmd("data")
-            code, reply = connection.getreply()
-            if code != 354:
-                return self._refused(connection, message, "DATA", code, reply)
+            if connection.does_esmtp and connection.has_extn("pipelining"):
+                # RFC 2920: MAIL, RCPT and DATA in one write, then their three replies.
+                connection.send(f"MAIL FROM:<{message.envelope_from}>\r\n"
+                                f"RCPT TO:<{message.to_address}>\r\nDATA\r\n".encode("ascii"))
+                mail = self._mail_reply(connection)
+                rcpt = connection.getreply()
+                data = connection.getreply()
+            else:
+                connection.putcmd("mail", f"FROM:<{message.envelope_from}>")
+                mail = self._mail_reply(connection)
+                rcpt = data = (0, b"")
+                if mail[0] == 250:
+                    rcpt = connection.rcpt(message.to_address)
+                    if rcpt[0] in (250, 251):
+                        connection.putcmd("data")
+                        data = connection.getreply()
+            refusal = self._envelope_refusal(connection, message, mail, rcpt, data)
+            if refusal is not None:
+                return refusal
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _Disconnected(str(exc) or type(exc).__name__, handed_over=False) from None
-        payload = _LEADING_DOT.sub(b"..", _LINE_END.sub(b"\r\n", message.raw))
-        if not payload.endswith(b"\r\n"):
-            payload += b"\r\n"
         try:
-            connection.send(payload + b".\r\n")
+            connection.send(_wire_format(message.raw) + b".\r\n")
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _Disconnected(str(exc) or type(exc).__name__, handed_over=False) from None
         try:
@@ -210,6 +205,38 @@ class SmtpTransport:
         if code != 250:
             return self._refused(connection, message, "end of DATA", code, reply, reset=False)
         return SendResult.sent(message, _queue_id(reply) or message.message_id)
+
+    def _mail_reply(self, connection: smtplib.SMTP) -> tuple[int, bytes]:
+        code, reply = connection.getreply()
+        if code == 421:
+            # Most often a connection the server dropped as idle: nothing was handed over,
+            # so a new connection may take the message at once.
+            raise _Disconnected(_text(code, reply), handed_over=False)
+        if code in SESSION_REFUSED_CODES:
+            self._drop()
+            s = self.settings
+            raise TransportError(f"the SMTP server at {s.host}:{s.port} refused to take "
+                                 f"mail: {_text(code, reply)}", retry=False,
+                                 hint="check [smtp] security, username and password")
+        return code, reply
+
+    def _envelope_refusal(self, connection: smtplib.SMTP, message: OutgoingMessage,
+                          mail: tuple[int, bytes], rcpt: tuple[int, bytes],
+                          data: tuple[int, bytes]) -> SendResult | None:
+        """The result if MAIL, RCPT or DATA was refused; None when the server waits for data."""
+        if mail[0] == 250 and rcpt[0] in (250, 251) and data[0] == 354:
+            return None
+        if data[0] == 354:
+            # A server that accepted DATA although the envelope failed: end it empty. With
+            # no valid recipient it delivers nothing.
+            connection.send(b".\r\n")
+            connection.getreply()
+        if mail[0] != 250:
+            return self._refused(connection, message, "MAIL FROM", *mail)
+        if rcpt[0] not in (250, 251):
+            return self._refused(connection, message, "RCPT TO", *rcpt,
+                                 hard_bounce=_is_hard_bounce(*rcpt))
+        return self._refused(connection, message, "DATA", *data)
 
     def _refused(self, connection: smtplib.SMTP, message: OutgoingMessage, stage: str,
                  code: int, reply: bytes, *, hard_bounce: bool = False,
@@ -228,6 +255,17 @@ class SmtpTransport:
         if 400 <= code < 500:
             return SendResult.retry(message, error)
         return SendResult.failed(message, error, hard_bounce=hard_bounce)
+
+
+def _wire_format(raw: bytes) -> bytes:
+    """CRLF line ends, dot-stuffed, ending in CRLF. Our own messages are CRLF already, so the
+    costly rewrite of line ends runs only for messages that need it."""
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
+        raw = _LINE_END.sub(b"\r\n", raw)
+    if raw.startswith(b".") or b"\n." in raw:
+        raw = _LEADING_DOT.sub(b"..", raw)
+    return raw if raw.endswith(b"\r\n") else raw + b"\r\n"
 
 
 def _text(code: int, reply: bytes | str) -> str:

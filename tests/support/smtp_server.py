@@ -50,6 +50,7 @@ class RecordingHandler:
     messages_per_connection: int | None = None
     sessions: int = 0                 # EHLO commands (two per connection with STARTTLS)
     connections: int = 0              # connections that said EHLO
+    pipelining: bool = True           # advertise PIPELINING (RFC 2920)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: ANN001
@@ -60,6 +61,9 @@ class RecordingHandler:
                 session.counted = True
                 self.connections += 1
         session.host_name = hostname
+        if self.pipelining:
+            # aiosmtpd reads pipelined commands fine but does not say so; real servers do.
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: ANN001
@@ -132,8 +136,9 @@ def free_port() -> int:
 class SmtpServer:
     def __init__(self, *, tls_context: ssl.SSLContext | None = None,
                  authenticator: Authenticator | None = None, implicit_tls: bool = False,
-                 idle_timeout: float | None = None) -> None:
+                 idle_timeout: float | None = None, pipelining: bool = True) -> None:
         self.handler = RecordingHandler()
+        self.handler.pipelining = pipelining
         kwargs: dict = {}
         if tls_context is not None and not implicit_tls:
             kwargs.update(tls_context=tls_context, require_starttls=True)
