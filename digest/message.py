@@ -18,6 +18,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
@@ -30,7 +31,9 @@ from digest.transports.base import OutgoingMessage
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
 QP_LINE = 75          # leaves room for the soft-break "=" within the 76-character limit
-_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x85]")
+# Not only CR and LF: the email package also ends lines at \x0b, \x0c and \x1c-\x1e
+# (str.splitlines) and refuses such a header outright; other controls have no place there.
+_UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,32 @@ class Recipient:
 
 def one_line(value: str) -> str:
     """Defence in depth against header injection: input checks already refuse line breaks."""
-    return _LINE_BREAKS.sub(" ", value)
+    return _UNSAFE_IN_HEADER.sub(" ", value)
+
+
+def _encoded_words(value: str, header_name: str) -> str:
+    """``value`` as folded RFC 2047 words, which decode back to exactly ``value``."""
+    return Header(value, "utf-8", header_name=header_name).encode(linesep="\r\n")
+
+
+def _needs_own_encoding(value: str) -> bool:
+    # The email package decodes any encoded word in a value it is given, and when it folds the
+    # header writes what the word decodes to, CR LF included (CVE-2024-6923). So a value with
+    # "=?" in it never goes through the email package: we encode it whole, and readers see it
+    # literally, as it was written.
+    return "=?" in value
+
+
+def _address_header(name: str, address: str) -> str:
+    if not name:
+        return address
+    if name.isascii() and not _needs_own_encoding(name):
+        return formataddr((name, address))
+    # formataddr writes a non-ASCII name as one encoded word on one line: 200 emoji make a
+    # line longer than SMTP's 998 octets. Header folds it into words of at most 75.
+    words = _encoded_words(name, "To")
+    fold = "\r\n" if len(words.rsplit("\r\n", 1)[-1]) + len(address) > 70 else ""
+    return f"{words}{fold} <{address}>"
 
 
 def _qp_literal(text: str) -> bytes:
@@ -102,7 +130,9 @@ class MessageBuilder:
         self._unsubscribe_mailto = unsubscribe_mailto
         self._greeting_fallback = greeting_fallback
         self.from_header = formataddr((one_line(display), address), charset="utf-8")
-        self.list_id = f"{one_line(list_name)} <{list_slug}.{list_id_domain}>"
+        self._list_name = one_line(list_name)
+        self._list_address = f"{list_slug}.{list_id_domain}"
+        self.list_id = f"{self._list_name} <{self._list_address}>"
         self.reply_to = one_line(reply_to)
         boundary = f"=_digest_{secrets.token_hex(12)}"
         self._head = self._fixed_headers(boundary)
@@ -118,19 +148,36 @@ class MessageBuilder:
         self._date_cache: tuple[int, str] = (0, "")
 
     def _fixed_headers(self, boundary: str) -> bytes:
-        """Headers that are the same for every subscriber, encoded once by the email package."""
+        """Headers that are the same for every subscriber, encoded once: by the email package
+        where that is safe, by hand where it is not."""
         head = EmailMessage(policy=SMTP)
-        head["From"] = self.from_header
-        if self.reply_to:
-            head["Reply-To"] = self.reply_to
-        head["Subject"] = one_line(self.variant.subject)
-        head["List-Id"] = self.list_id
+        own: list[str] = []           # headers written by hand, see _needs_own_encoding
+        for name, setting, value in (("From", "from", self.from_header),
+                                     ("Reply-To", "reply_to", self.reply_to)):
+            if not value:
+                continue
+            try:
+                head[name] = value
+            except ValueError as exc:   # e.g. an encoded word in the name that decodes to CR LF
+                raise ConfigError(f"[delivery] {setting} = {value!r} is not a usable address: "
+                                  f"{exc}", hint='write it as "Name <address@example.com>"'
+                                  ) from None
+        subject = one_line(self.variant.subject)
+        if _needs_own_encoding(subject):
+            own.append(f"Subject: {_encoded_words(subject, 'Subject')}")
+        else:
+            head["Subject"] = subject
+        if _needs_own_encoding(self._list_name):
+            own.append(f"List-Id: {_encoded_words(self._list_name, 'List-Id')}\r\n"
+                       f" <{self._list_address}>")
+        else:
+            head["List-Id"] = self.list_id
         head["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         head["MIME-Version"] = "1.0"
         # Content-Type is written by hand: on an empty EmailMessage a multipart type would
         # make the email package write an empty body with the boundary.
-        return (head.as_bytes().rstrip(CRLF) + CRLF
-                + f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'.encode())
+        own.append(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"')
+        return head.as_bytes().rstrip(CRLF) + CRLF + "".join(f"{h}\r\n" for h in own).encode()
 
     def headers_for(self, recipient: Recipient, unsubscribe_url: str) -> dict[str, str]:
         unsubscribe = f"<{unsubscribe_url}>"
@@ -155,12 +202,11 @@ class MessageBuilder:
                                               unsubscribe_url=unsubscribe_url,
                                               greeting_fallback=self._greeting_fallback)
         headers = self.headers_for(recipient, unsubscribe_url)
-        to_header = formataddr((name, recipient.email), charset="utf-8") if name \
-            else recipient.email
+        to_header = _address_header(name, recipient.email)
         variant = self.variant
 
         def build_raw() -> bytes:
-            return self._raw(to_header.replace("\n", "\r\n"), headers, escaped, raw_values)
+            return self._raw(to_header, headers, escaped, raw_values)
 
         return OutgoingMessage(
             delivery_id=recipient.delivery_id,
@@ -168,7 +214,7 @@ class MessageBuilder:
             to_address=recipient.email,
             to_name=name,
             from_header=self.from_header,
-            subject=variant.subject,
+            subject=one_line(variant.subject),
             headers=headers,
             variant=variant.key,
             tag=self.tag,
