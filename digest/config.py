@@ -72,6 +72,12 @@ class EditionsConfig(Section):
     max_html_bytes: int = Field(default=100_000, gt=10_000)
     greeting_fallback: str = "there"
 
+    @field_validator("subject")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # The subject template becomes the Subject: header.
+        return _reject_line_breaks(value)
+
 
 class DeliveryConfig(Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -91,7 +97,8 @@ class DeliveryConfig(Section):
     claim_timeout_seconds: float = Field(default=900.0, gt=0)
     uncertain: Literal["hold", "resend"] = "hold"
 
-    @field_validator("from_", "reply_to")
+    # unsubscribe_mailto goes into the List-Unsubscribe header as it is.
+    @field_validator("from_", "reply_to", "unsubscribe_mailto")
     @classmethod
     def _one_line(cls, value: str) -> str:
         return _reject_line_breaks(value)
@@ -105,6 +112,12 @@ class SmtpConfig(Section):
     password: str = ""
     timeout_seconds: float = Field(default=30.0, gt=0)
     local_hostname: str = ""
+
+    @field_validator("local_hostname")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # Sent in EHLO: smtplib would refuse it only when the first message goes out.
+        return _reject_line_breaks(value)
 
 
 class WebConfig(Section):
@@ -214,7 +227,16 @@ def load_config(path: str | os.PathLike[str] | None = None,
             hint="copy config.example.toml to digest.toml, or pass --config PATH "
                  "(or set DIGEST_CONFIG)",
         )
-    text = config_path.read_text(encoding="utf-8")
+    # A folder, an unreadable file or one in another encoding: a ConfigError, not a traceback.
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{config_path}: not UTF-8 text ({exc.reason})",
+                          hint="TOML files are UTF-8; save it as UTF-8") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {config_path}: {exc.strerror}",
+                          hint="pass --config PATH (or set DIGEST_CONFIG) to a readable "
+                               "file") from exc
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -233,6 +255,13 @@ def config_from_dict(raw: dict[str, Any], *, base_dir: Path, source: Path | str 
             data.setdefault(section, {})
             if isinstance(data[section], dict):
                 data[section][key] = environ[var]
+    if "base_dir" in data:
+        # base_dir is the file's folder, set here: a key of that name would be silently
+        # overwritten, so it is refused like any other unknown key.
+        line = _line_of(text, ["base_dir"])
+        raise ConfigError(f"invalid config: {source}{f':{line}' if line else ''}: unknown key "
+                          "'base_dir'", hint="relative paths resolve against the config "
+                                             "file's folder; see config.example.toml")
     data["base_dir"] = base_dir
     try:
         return Config.model_validate(data)
@@ -248,7 +277,7 @@ def _describe(exc: ValidationError, source: Path | str, text: str) -> str:
         if location and location[-1] == "from_":
             location[-1] = "from"
         where = _where(location)
-        line = _line_of(text, location[-1]) if location else None
+        line = _line_of(text, location)
         at = f"{source}:{line}" if line else str(source)
         if error["type"] == "extra_forbidden":
             known = _known_keys(location[:-1])
@@ -271,12 +300,26 @@ def _where(location: list[str]) -> str:
     return f"[{head}] {'.'.join(rest)}"
 
 
-def _line_of(text: str, key: str) -> int | None:
-    if not text or key.isdigit():
+def _line_of(text: str, location: list[str]) -> int | None:
+    if not text or not location or location[-1].isdigit():
         return None
-    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=|^\s*\[+\s*{re.escape(key)}\s*\]+",
-                         re.MULTILINE)
-    match = pattern.search(text)
+    key = location[-1]
+    # Look inside the key's own section (the nth [[sources]] for a source): a key such as
+    # timeout_seconds is in several sections, and the first in the file may not be the bad one.
+    start, end = 0, len(text)
+    if len(location) > 1:
+        nth = int(location[1]) if len(location) > 2 and location[1].isdigit() else 0
+        headers = list(re.finditer(rf"^[ \t]*\[+[ \t]*{re.escape(location[0])}[ \t]*\]+",
+                                   text, re.MULTILINE))
+        if nth < len(headers):
+            start = headers[nth].end()
+            following = re.compile(r"^[ \t]*\[", re.MULTILINE).search(text, start)
+            end = following.start() if following else len(text)
+    # [ \t]*, not \s*: \s would match the line breaks of blank lines above the key, and the
+    # line reported would be the first of those.
+    pattern = re.compile(rf"^[ \t]*\"?{re.escape(key)}\"?[ \t]*=|^[ \t]*\[+[ \t]*{re.escape(key)}"
+                         rf"[ \t]*\]+", re.MULTILINE)
+    match = pattern.search(text, start, end)
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 

@@ -26,6 +26,8 @@ from subscribers.validation import check_slug, check_tier, clean_name, normalise
 ACTIVE = "active"
 UNSUBSCRIBED = "unsubscribed"
 IMPORT_BATCH = 1000
+# status and subscribed_at are what the export adds; status is read, subscribed_at ignored.
+IMPORT_COLUMNS = ("email", "name", "tier", "status")
 
 
 @dataclass
@@ -42,6 +44,8 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     kept_unsubscribed: int = 0
+    # Rows whose status column said "unsubscribed": stored (or changed to) unsubscribed.
+    unsubscribed: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -142,27 +146,37 @@ class SubscriberService:
         """Import ``email,name,tier`` rows. Bad rows are reported by line; good rows stored.
 
         People who unsubscribed stay unsubscribed unless ``resubscribe`` is set: an import
-        must not undo someone's choice to leave.
+        must not undo someone's choice to leave. An optional ``status`` column (as the export
+        writes it) saying ``unsubscribed`` stores that subscription unsubscribed, so that an
+        export imported elsewhere does not subscribe the people who had left.
         """
         report = ImportReport()
         with Session(self.engine) as session:
             list_id = self.get_list(list_slug, session).id
-        batch: dict[str, tuple[int, str, str | None, str | None]] = {}
+        batch: dict[str, tuple[int, str, str | None, str | None, bool]] = {}
+        # Every address seen in the file and its line, not only the current batch's: a
+        # duplicate 1000 rows further down must be reported too, not silently overwrite.
+        seen: dict[str, int] = {}
         for line, row in self._read_csv(Path(path), report):
             try:
-                address, key = normalise_email(row.get("email", ""),
+                address, key = normalise_email(_csv_unsafe(row.get("email") or ""),
                                                check_deliverability=self.check_deliverability)
                 name = clean_name(_csv_unsafe(row["name"])) if row.get("name") is not None else None
                 raw_tier = (row.get("tier") or "").strip()
                 tier = check_tier(raw_tier, self.tiers) if raw_tier else None
+                status = (row.get("status") or "").strip().lower()
+                if status not in ("", ACTIVE, UNSUBSCRIBED):
+                    raise InputError(f"unknown status {status!r}; the status column may say "
+                                     f"{ACTIVE} or {UNSUBSCRIBED}")
             except InputError as exc:
                 report.errors.append((line, exc.message))
                 continue
-            if key in batch:
-                report.errors.append((line, f"{address} already appears on line {batch[key][0]}; "
+            if key in seen:
+                report.errors.append((line, f"{address} already appears on line {seen[key]}; "
                                             "kept the first"))
                 continue
-            batch[key] = (line, address, name, tier)
+            seen[key] = line
+            batch[key] = (line, address, name, tier, status == UNSUBSCRIBED)
             if len(batch) >= IMPORT_BATCH:
                 self._store_batch(list_id, batch, report, resubscribe)
                 batch = {}
@@ -171,45 +185,57 @@ class SubscriberService:
         return report
 
     def _read_csv(self, path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
+        """Each non-empty row with the line it starts on (a quoted field may span lines)."""
+        _check_utf8(path)
         try:
             handle = path.open(newline="", encoding="utf-8-sig")
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc.strerror}") from exc
         with handle:
+            # csv.reader, not DictReader: its line_num is the line a row *ends* on, and
+            # DictReader skips blank lines unseen, so the start of a row could not be known.
+            reader = csv.reader(handle)
             try:
-                reader = csv.DictReader(handle)
-                header = [h.strip().lower() for h in (reader.fieldnames or [])]
-                if "email" not in header:
-                    raise InputError(f"{path}: line 1 must be a header naming an 'email' column "
-                                     f"(found: {', '.join(header) or 'nothing'})",
-                                     hint="the columns are email,name,tier")
-                reader.fieldnames = header
-                unknown = [h for h in header if h not in ("email", "name", "tier")]
-                if unknown:
-                    report.warnings.append(f"ignored unknown column(s): {', '.join(unknown)}")
-                for row in reader:
-                    if None in row:
-                        report.errors.append((reader.line_num,
-                                              "more fields than the header has columns"))
-                        continue
-                    if not any((value or "").strip() for value in row.values()):
-                        continue
-                    yield reader.line_num, row
-            except UnicodeDecodeError as exc:
-                raise InputError(f"{path}: not UTF-8 text ({exc.reason})",
-                                 hint="save the file as UTF-8 CSV and import again; "
-                                      "rows before the bad byte were imported") from exc
-            except csv.Error as exc:
-                raise InputError(f"{path}: line {reader.line_num}: {exc}",
-                                 hint="rows before that line were imported") from exc
+                header = [h.strip().lower() for h in next(reader, [])]
+            except csv.Error:
+                header = []
+            if "email" not in header:
+                raise InputError(f"{path}: line 1 must be a header naming an 'email' column "
+                                 f"(found: {', '.join(header) or 'nothing'})",
+                                 hint="the columns are email,name,tier")
+            unknown = [h for h in header if h not in IMPORT_COLUMNS]
+            if unknown:
+                report.warnings.append(f"ignored unknown column(s): {', '.join(unknown)}")
+            end = reader.line_num
+            while True:
+                start = end + 1
+                try:
+                    values = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    # Usually a quote never closed, which swallows the rest of the file: the
+                    # reader cannot find the next row, so stop; the rows before are stored.
+                    report.errors.append((start, f"{exc} (a quote that is never closed?); "
+                                                 "the rest of the file was not read"))
+                    return
+                end = reader.line_num
+                if len(values) > len(header):
+                    report.errors.append((start, "more fields than the header has columns"))
+                    continue
+                row = dict(zip(header, values))
+                if not any(value.strip() for value in row.values()):
+                    continue
+                yield start, row
 
-    def _store_batch(self, list_id: int, batch: dict[str, tuple[int, str, str | None, str | None]],
+    def _store_batch(self, list_id: int,
+                     batch: dict[str, tuple[int, str, str | None, str | None, bool]],
                      report: ImportReport, resubscribe: bool) -> None:
         with session_scope(self.engine) as session:
             existing = {s.email_key: s for s in session.scalars(
                 select(Subscriber).where(Subscriber.email_key.in_(list(batch))))}
             now = utcnow()
-            for key, (_line, address, name, tier) in batch.items():
+            for key, (_line, address, name, tier, _gone) in batch.items():
                 subscriber = existing.get(key)
                 if subscriber is None:
                     subscriber = Subscriber(email=address, email_key=key, name=name or "",
@@ -233,9 +259,17 @@ class SubscriberService:
             subscriptions = {s.subscriber_id: s for s in session.scalars(
                 select(Subscription).where(Subscription.list_id == list_id,
                                            Subscription.subscriber_id.in_(ids)))}
-            for subscriber in existing.values():
+            for key, subscriber in existing.items():
                 subscription = subscriptions.get(subscriber.id)
-                if subscription is None:
+                if batch[key][4]:  # the file says this person left the list
+                    if subscription is None:
+                        session.add(Subscription(list_id=list_id, subscriber_id=subscriber.id,
+                                                 status=UNSUBSCRIBED, unsubscribed_at=now))
+                        report.unsubscribed += 1
+                    elif subscription.status == ACTIVE:
+                        subscription.status, subscription.unsubscribed_at = UNSUBSCRIBED, now
+                        report.unsubscribed += 1
+                elif subscription is None:
                     session.add(Subscription(list_id=list_id, subscriber_id=subscriber.id))
                 elif subscription.status != ACTIVE:
                     if resubscribe:
@@ -257,7 +291,7 @@ class SubscriberService:
         writer.writerow(["email", "name", "tier", "status", "subscribed_at"])
         count = 0
         for row in self.rows(list_slug):
-            writer.writerow([row.email, _csv_safe(row.name), row.tier, row.status,
+            writer.writerow([_csv_safe(row.email), _csv_safe(row.name), row.tier, row.status,
                              row.subscribed_at])
             count += 1
         return count
@@ -326,17 +360,39 @@ def _subscriber_rows_query() -> Select[tuple]:
             .order_by(MailingList.slug, Subscriber.email_key))
 
 
-FORMULA_STARTS = ("=", "+", "@", "\t")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list; "-2+3" is a formula too
+# A value that itself starts with the quote is quoted once more, so that the import, which
+# takes one quote off, gives back exactly what was exported ("'=x" must not come back "=x").
+_QUOTED_STARTS = (*FORMULA_STARTS, "'")
 
 
 def _csv_safe(value: str) -> str:
-    # A cell starting with = + @ runs as a formula in a spreadsheet (CSV injection); the quote
-    # that defuses it is taken off again by the import (_csv_unsafe).
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    # A cell starting with = + - @ runs as a formula in a spreadsheet (CSV injection); the quote
+    # that defuses it is taken off again by the import (_csv_unsafe). An address may start
+    # with = + - too, so the email column is defused as well.
+    return "'" + value if value.startswith(_QUOTED_STARTS) else value
 
 
 def _csv_unsafe(value: str) -> str:
-    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) else value
+    return value[1:] if value.startswith("'") and value[1:].startswith(_QUOTED_STARTS) else value
+
+
+def _check_utf8(path: Path) -> None:
+    """Refuse a file that is not UTF-8 before any row is stored, naming the first bad line.
+
+    Checked up front: a decoding error found halfway would leave part of the file imported.
+    """
+    try:
+        with path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(f"{path}: line {number} is not UTF-8 text ({exc.reason})",
+                                     hint="save the file as UTF-8 CSV (with or without BOM) "
+                                          "and import again; nothing was imported") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def active_recipients(list_id: int) -> Select[tuple[int]]:

@@ -53,11 +53,12 @@ def check_tier(tier: str, known: list[str]) -> str:
     return tier
 
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
 def check_slug(slug: str) -> str:
-    if not SLUG.match(slug or ""):
+    # fullmatch: with match, "$" also matches before a final newline, so "morning\n" passed.
+    if not SLUG.fullmatch(slug or ""):
         raise InputError(f"{slug!r} is not a valid list slug",
                          hint="use lower-case letters, digits and hyphens, e.g. morning-brief")
     return slug
