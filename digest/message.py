@@ -11,6 +11,7 @@ soft line break (``=`` CRLF), which decoders remove, so pieces can be concatenat
 
 from __future__ import annotations
 
+import base64
 import binascii
 import email.quoprimime
 import re
@@ -25,7 +26,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from datetime import UTC, datetime
 
 from digest.errors import ConfigError, InputError
-from digest.render import PERSONAL_FIELDS, RenderedVariant, SplitTemplate, personal_values
+from digest.render import RenderedVariant, SplitTemplate, personal_values
 from digest.transports.base import OutgoingMessage
 
 CRLF = b"\r\n"
@@ -46,7 +47,9 @@ class Recipient:
 
 def one_line(value: str) -> str:
     """Defence in depth against header injection: input checks already refuse line breaks."""
-    return _UNSAFE_IN_HEADER.sub(" ", value)
+    # isprintable() is False for every control and line-separator character: a cheap test
+    # that lets the common value skip the regular expression.
+    return value if value.isprintable() else _UNSAFE_IN_HEADER.sub(" ", value)
 
 
 def _encoded_words(value: str, header_name: str) -> str:
@@ -62,11 +65,22 @@ def _needs_own_encoding(value: str) -> bool:
     return "=?" in value
 
 
+# A display name made only of these needs no quoting (RFC 5322 atext and spaces).
+_PLAIN_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
+
+
 def _address_header(name: str, address: str) -> str:
     if not name:
         return address
     if name.isascii() and not _needs_own_encoding(name):
+        if _PLAIN_PHRASE.fullmatch(name) and name.strip() == name:
+            return f"{name} <{address}>"
         return formataddr((name, address))
+    encoded = name.encode("utf-8")
+    if len(encoded) <= 45 and len(address) < 60:
+        # One base64 encoded word of at most 72 characters: what Header writes, written
+        # directly because Header costs more than the rest of a message together.
+        return f"=?utf-8?b?{base64.b64encode(encoded).decode('ascii')}?= <{address}>"
     # formataddr writes a non-ASCII name as one encoded word on one line: 200 emoji make a
     # line longer than SMTP's 998 octets. Header folds it into words of at most 75.
     words = _encoded_words(name, "To")
@@ -84,9 +98,12 @@ def _qp_literal(text: str) -> bytes:
 
 
 def _qp_value(value: str) -> bytes:
-    """Encode a short per-subscriber value: C-speed path for the common short value."""
+    """Encode a short per-subscriber value: C-speed paths for the common short value."""
     if not value:
         return b""
+    if (len(value) < QP_LINE and value.isascii() and value.isprintable() and "=" not in value
+            and not value.endswith(" ")):
+        return value.encode("ascii") + SOFT_BREAK      # printable ASCII is its own encoding
     encoded = binascii.b2a_qp(value.encode("utf-8"), quotetabs=True)
     if len(encoded) < QP_LINE and b"\n" not in encoded:
         return encoded + SOFT_BREAK
@@ -102,12 +119,9 @@ class _EncodedPart:
     def of(cls, template: SplitTemplate) -> _EncodedPart:
         return cls(tuple(_qp_literal(text) for text in template.literals), template.fields)
 
-    def join(self, encoded_values: dict[str, bytes]) -> list[bytes]:
-        out = [self.literals[0]]
-        for name, literal in zip(self.fields, self.literals[1:], strict=True):
-            out.append(encoded_values[name])
-            out.append(literal)
-        return out
+    @property
+    def used(self) -> frozenset[str]:
+        return frozenset(self.fields)
 
 
 class MessageBuilder:
@@ -138,13 +152,26 @@ class MessageBuilder:
         self._head = self._fixed_headers(boundary)
         self._text = _EncodedPart.of(variant.text)
         self._html = _EncodedPart.of(variant.html)
-        self._text_open = (
-            f"--{boundary}\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
-        self._html_open = (
-            f"\r\n--{boundary}\r\nContent-Type: text/html; charset=\"utf-8\"\r\n"
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
-        self._close = f"\r\n--{boundary}--\r\n".encode()
+        self._text_fields = self._text.used
+        self._html_fields = self._html.used
+        text_open = (f"--{boundary}\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
+                     "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
+        html_open = (f"\r\n--{boundary}\r\nContent-Type: text/html; charset=\"utf-8\"\r\n"
+                     "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
+        # The whole message as one list of byte strings: slot 0 is the per-subscriber
+        # headers, and each (index, part, field) in _slots is a per-subscriber value.
+        self._pieces: list[bytes] = [b"", self._head, CRLF, text_open]
+        self._slots: list[tuple[int, str, str]] = []
+        for part, encoded, opener in (("text", self._text, None), ("html", self._html,
+                                                                   html_open)):
+            if opener is not None:
+                self._pieces.append(opener)
+            self._pieces.append(encoded.literals[0])
+            for name, literal in zip(encoded.fields, encoded.literals[1:], strict=True):
+                self._slots.append((len(self._pieces), part, name))
+                self._pieces.append(b"")
+                self._pieces.append(literal)
+        self._pieces.append(f"\r\n--{boundary}--\r\n".encode())
         self._date_cache: tuple[int, str] = (0, "")
 
     def _fixed_headers(self, boundary: str) -> bytes:
@@ -225,15 +252,18 @@ class MessageBuilder:
 
     def _raw(self, to_header: str, headers: dict[str, str], escaped: dict[str, str],
              raw_values: dict[str, str]) -> bytes:
-        text_values = {name: _qp_value(raw_values[name]) for name in PERSONAL_FIELDS}
-        html_values = {name: _qp_value(escaped[name]) for name in PERSONAL_FIELDS}
+        values = {"text": {name: _qp_value(raw_values[name]) for name in self._text_fields}}
+        values["html"] = {name: values["text"][name] if name in values["text"]
+                          and escaped[name] == raw_values[name] else _qp_value(escaped[name])
+                          for name in self._html_fields}
         unsubscribe = headers["List-Unsubscribe"].replace(", <mailto:", ",\r\n <mailto:")
-        head = (f"Date: {self._date()}\r\nTo: {to_header}\r\n"
-                f"Message-ID: {headers['Message-ID']}\r\n"
-                f"List-Unsubscribe: {unsubscribe}\r\n").encode("ascii")
-        return b"".join([head, self._head, CRLF, self._text_open,
-                         *self._text.join(text_values), self._html_open,
-                         *self._html.join(html_values), self._close])
+        pieces = self._pieces.copy()
+        pieces[0] = (f"Date: {self._date()}\r\nTo: {to_header}\r\n"
+                     f"Message-ID: {headers['Message-ID']}\r\n"
+                     f"List-Unsubscribe: {unsubscribe}\r\n").encode("ascii")
+        for index, part, name in self._slots:
+            pieces[index] = values[part][name]
+        return b"".join(pieces)
 
     def _date(self) -> str:
         now = int(time.time())

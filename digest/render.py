@@ -253,8 +253,12 @@ def personal_values(*, name: str, email: str, unsubscribe_url: str,
     first = name.split()[0] if name.split() else greeting_fallback
     raw = {"name": name or greeting_fallback, "first_name": first, "email": email,
            "unsubscribe_url": unsubscribe_url}
-    escaped = {key: html.escape(value, quote=True) for key, value in raw.items()}
+    escaped = {key: html.escape(value, quote=True) if _HTML_SPECIAL.search(value) else value
+               for key, value in raw.items()}
     return escaped, raw
+
+
+_HTML_SPECIAL = re.compile(r"[&<>\"']")
 
 
 def post_view(post: Any, *, mode: str, signin_url: str) -> PostView:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
 from typing import Protocol
 
 
@@ -30,17 +29,29 @@ class OutgoingMessage:
     _build_html: Callable[[], str] = field(default=lambda: "", repr=False)
     _build_text: Callable[[], str] = field(default=lambda: "", repr=False)
 
-    @cached_property
+    # Built on first use and kept. Not functools.cached_property: on Python 3.11 it takes a
+    # lock on every first access, which costs more than building a message's headers.
+    _raw: bytes | None = field(default=None, repr=False)
+    _html: str | None = field(default=None, repr=False)
+    _text: str | None = field(default=None, repr=False)
+
+    @property
     def raw(self) -> bytes:
-        return self._build_raw()
+        if self._raw is None:
+            self._raw = self._build_raw()
+        return self._raw
 
-    @cached_property
+    @property
     def html(self) -> str:
-        return self._build_html()
+        if self._html is None:
+            self._html = self._build_html()
+        return self._html
 
-    @cached_property
+    @property
     def text(self) -> str:
-        return self._build_text()
+        if self._text is None:
+            self._text = self._build_text()
+        return self._text
 
     @property
     def message_id(self) -> str:
