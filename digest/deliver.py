@@ -142,8 +142,8 @@ class DeliveryQueue:
         SQLite: the write transaction (BEGIN IMMEDIATE) makes the claim a single writer.
         """
         now = self.clock()
-        candidates = (select(Delivery.id).where(self._due(now, edition_ids, list_id)).order_by(Delivery.id).limit(limit)
-                      .with_for_update(skip_locked=True))
+        candidates = (select(Delivery.id).where(self._due(now, edition_ids, list_id))
+                      .order_by(Delivery.id).limit(limit).with_for_update(skip_locked=True))
         with session_scope(self.engine) as session:
             rows = session.execute(
                 update(Delivery).where(Delivery.id.in_(candidates.scalar_subquery()))
@@ -163,7 +163,9 @@ class DeliveryQueue:
                 .join(Subscription, and_(Subscription.subscriber_id == Subscriber.id,
                                          Subscription.list_id == Edition.list_id), isouter=True)
                 .join(Suppression, Suppression.email_key == Subscriber.email_key, isouter=True)
-                .where(Delivery.id.in_([row.id for row in rows])))}
+                # The rows just claimed, found by claim rather than by a list of 500 ids.
+                .where(Delivery.claimed_by == self.worker_id, Delivery.claimed_at == now,
+                       Delivery.status == DeliveryStatus.CLAIMED))}
             claimed, skipped = [], []
             for row in rows:
                 person = people.get(row.id)

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Engine, func, insert, literal, select, update
+from sqlalchemy import Engine, func, insert, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -146,6 +146,12 @@ def enqueue(engine: Engine, edition: Edition) -> int:
         current.enqueued_at = utcnow()
         current.status = EditionStatus.SENDING
         session.add(current)
+    if dialect == "postgresql":
+        # A large INSERT leaves the planner's statistics stale until autovacuum comes by, and
+        # claims would sort every pending row instead of reading the index in order.
+        with engine.connect() as connection:
+            connection.execute(text("ANALYZE delivery"))
+            connection.commit()
     log.info("enqueue edition=%d deliveries=%d", edition.id, count)
     return count
 

@@ -51,6 +51,7 @@ class RecordingHandler:
     sessions: int = 0                 # EHLO commands (two per connection with STARTTLS)
     connections: int = 0              # connections that said EHLO
     pipelining: bool = True           # advertise PIPELINING (RFC 2920)
+    data_delay: float = 0.0           # seconds before answering the end of DATA (a slow server)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: ANN001
@@ -84,6 +85,8 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         with self.lock:
             if self.data_replies:
                 return _scripted(server, self.data_replies.pop(0))
