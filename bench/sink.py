@@ -1,0 +1,42 @@
+"""An aiosmtpd sink that accepts and discards, in a process of its own; prints its port.
+
+The benchmarks' SMTP server: running it in another process keeps its CPU off the client's.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+from aiosmtpd.controller import Controller
+
+
+class Discard:
+    accepted = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: ANN001
+        session.host_name = hostname
+        responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+        Discard.accepted += 1
+        return f"250 2.0.0 Ok: queued as S{Discard.accepted}"
+
+
+def main() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Discard(), hostname="127.0.0.1", port=port,
+                            data_size_limit=10_000_000)
+    controller.start()
+    print(port, flush=True)
+    for line in sys.stdin:           # "count" asks for the number accepted; EOF stops
+        if line.strip() == "count":
+            print(Discard.accepted, flush=True)
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()
