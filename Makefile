@@ -31,8 +31,10 @@ demo: $(STAMP) digest.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# `make bench` runs every benchmark at full size (tens of minutes); `make bench BENCH="e2e
+# --quick"` runs one, small. See README "Performance".
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) outbox digest.db digest.db-wal digest.db-shm .pytest_cache

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100000,1000000",
                         help="comma-separated subscriber counts; the first is the timed one")
-    parser.add_argument("--posts", type=int, default=8)
+    parser.add_argument("--posts", type=int, default=5)
     parser.add_argument("--runs", type=int, default=3, help="runs of the first size")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subscribers", type=int, default=20_000)
     parser.add_argument("--baseline-subscribers", type=int, default=100)
-    parser.add_argument("--posts", type=int, default=10)
+    parser.add_argument("--posts", type=int, default=5)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
 

@@ -116,7 +116,7 @@ def build_messages(subscribers: int, posts: int) -> list[bytes]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subscribers", type=int, default=20_000)
-    parser.add_argument("--posts", type=int, default=8)
+    parser.add_argument("--posts", type=int, default=5)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
