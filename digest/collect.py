@@ -66,8 +66,10 @@ def collect_one(engine: Engine, source: Source) -> SourceReport:
     with session_scope(engine) as session:
         state = session.get(SourceState, source.name) or SourceState(name=source.name)
         state.url = getattr(source, "location", state.url)
-        state.etag = result.validators.etag
-        state.last_modified = result.validators.last_modified
+        # A cut validator would never match again: one too long for its column is not kept.
+        state.etag = _fitting(result.validators.etag, SourceState, "etag")
+        state.last_modified = _fitting(result.validators.last_modified, SourceState,
+                                       "last_modified")
         state.last_fetched_at = started
         state.last_success_at = started
         state.last_status = "not-modified" if result.not_modified else "ok"
@@ -121,11 +123,21 @@ def store_entries(engine: Engine, source_name: str, entries: Sequence[Entry],
                 report.unchanged += 1
 
 
+def _column_length(model: type, column: str) -> int:
+    return model.__table__.c[column].type.length  # type: ignore[attr-defined]
+
+
+def _fitting(value: str, model: type, column: str) -> str:
+    return value if len(value) <= _column_length(model, column) else ""
+
+
 def _fields(entry: Entry) -> dict[str, object]:
+    # PostgreSQL refuses a value longer than its column (SQLite keeps it): a title or a name is
+    # cut to fit, but an over-long URL is dropped, since a cut one would lead nowhere.
     return {
-        "url": entry.url,
-        "title": entry.title,
-        "author": entry.author,
+        "url": _fitting(entry.url, Post, "url"),
+        "title": entry.title[:_column_length(Post, "title")],
+        "author": entry.author[:_column_length(Post, "author")],
         "published_at": entry.published_at,
         "categories": list(entry.categories),
         "summary": entry.summary,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from urllib.parse import urljoin, urlsplit
 
 import nh3
@@ -10,6 +11,11 @@ import nh3
 # Schemes a link or image may keep; everything else (javascript:, data:, vbscript:) is dropped.
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 URL_ATTRIBUTES = frozenset({"href", "src", "cite", "poster", "action", "background"})
+
+# Characters no mail or database may carry: C0 controls but tab, LF and CR (XML forbids them,
+# PostgreSQL refuses NUL in text) and lone surrogates (they have no UTF-8 form: a feed's
+# "&#xD800;" or a JSON "\ud800" makes one, and nh3 or the database driver would then raise).
+UNSAFE_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 
 # Tags worth keeping in a newsletter body; scripts, styles, forms and frames are dropped.
 ALLOWED_TAGS = frozenset(nh3.ALLOWED_TAGS) - {"map", "area"} | {"figure", "figcaption"}
@@ -25,9 +31,19 @@ ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
 }
 
 
+def drop_unsafe_characters(text: str) -> str:
+    return UNSAFE_CHARACTERS.sub("", text or "")
+
+
+def plain_text(text: str) -> str:
+    """One line of text (a title, a name, a category): whitespace collapsed, unsafe characters
+    dropped. Markup in it stays text; use :func:`html_to_plain` for text that is HTML."""
+    return " ".join(drop_unsafe_characters(text).split())
+
+
 def safe_url(url: str, base: str = "") -> str:
     """The URL made absolute against ``base``, or ``""`` if its scheme is not safe."""
-    url = (url or "").strip()
+    url = drop_unsafe_characters(url).strip()
     if not url:
         return ""
     absolute = urljoin(base, url) if base else url
@@ -46,7 +62,7 @@ def clean_html(fragment: str, base_url: str = "") -> str:
         return value
 
     return nh3.clean(
-        fragment or "",
+        drop_unsafe_characters(fragment),
         tags=set(ALLOWED_TAGS),
         attributes=ALLOWED_ATTRIBUTES,
         attribute_filter=rewrite,
@@ -58,5 +74,4 @@ def clean_html(fragment: str, base_url: str = "") -> str:
 
 def html_to_plain(fragment: str) -> str:
     """Plain text of an HTML fragment (for titles and names): tags dropped, entities decoded."""
-    text = html.unescape(nh3.clean(fragment or "", tags=set()))
-    return " ".join(text.split())
+    return plain_text(html.unescape(nh3.clean(drop_unsafe_characters(fragment), tags=set())))

@@ -8,6 +8,7 @@ Bodies are sanitised and their links made absolute; titles become plain text.
 from __future__ import annotations
 
 import calendar
+import codecs
 import hashlib
 import json
 import re
@@ -19,9 +20,13 @@ import feedparser
 import httpx
 
 from digest.errors import SourceError
-from digest.sanitize import clean_html, html_to_plain, safe_url
+from digest.sanitize import (clean_html, drop_unsafe_characters, html_to_plain, plain_text,
+                             safe_url)
 from digest.sources.base import Entry, FetchResult, Validators
 from digest.sources.fetch import Fetched, fetch_url, read_file
+
+XML_BASE = re.compile(rb"\bbase\s*=")
+CHARACTER_REFERENCE = re.compile(rb"&#([xX][0-9a-fA-F]+|[0-9]+);")
 
 
 class FeedSource:
@@ -52,7 +57,8 @@ class FeedSource:
 
 def parse_feed(fetched: Fetched) -> FetchResult:
     """Entries of an RSS, Atom or JSON feed; raise SourceError if the bytes are no feed at all."""
-    head = fetched.body.lstrip()[:1]
+    # A byte order mark (Windows editors write one) is no reason to read JSON as XML.
+    head = fetched.body.removeprefix(codecs.BOM_UTF8).lstrip()[:1]
     if head == b"{" or "json" in fetched.content_type.lower():
         return _parse_json_feed(fetched)
     return _parse_xml_feed(fetched)
@@ -65,24 +71,55 @@ def _parse_xml_feed(fetched: Fetched) -> FetchResult:
         headers["content-location"] = fetched.url
     if fetched.content_type:
         headers["content-type"] = fetched.content_type
-    parsed = feedparser.parse(fetched.body, response_headers=headers)
+    body = CHARACTER_REFERENCE.sub(_drop_impossible_character, fetched.body)
+    parsed = _feedparser_parse(body, headers, fetched.url)
+    if "content-location" not in headers and XML_BASE.search(body):
+        # With no base to start from, feedparser never restores the empty base after an element
+        # with xml:base, so one item's base would leak into the items after it. Parse again
+        # with the feed's own address as the base, as a fetch from the site would have.
+        root = _self_link(parsed.feed) or safe_url(parsed.feed.get("link", ""))
+        if root:
+            headers["content-location"] = root
+            parsed = _feedparser_parse(body, headers, fetched.url)
+    version = parsed.get("version", "")  # absent when the body is empty
     problems: list[str] = []
     if parsed.bozo:
         reason = _describe_bozo(parsed.get("bozo_exception"))
         if not parsed.entries:
-            if not parsed.version:
+            if not version:
                 raise SourceError(f"{fetched.url} is not an RSS, Atom or JSON feed ({reason})",
                                   hint="point the source at the feed itself, not a web page")
             problems.append(f"feed is not well-formed ({reason}) and no entry could be read")
         elif reason:
             problems.append(f"feed is not well-formed ({reason}); read the entries that parsed")
-    elif not parsed.version and not parsed.entries:
+    elif not version and not parsed.entries:
         raise SourceError(f"{fetched.url} is not an RSS, Atom or JSON feed",
                           hint="point the source at the feed itself, not a web page")
     document_url = headers.get("content-location") or _self_link(parsed.feed)
     feed_link = safe_url(parsed.feed.get("link", ""), document_url) or document_url
-    entries = _dedupe(_xml_entry(raw, feed_link) for raw in parsed.entries)
+    atom = version.startswith("atom")
+    # An Atom entry without an author has the feed's (RFC 4287, 4.2.1); RSS's managingEditor
+    # is a contact address, not every item's author.
+    feed_author = _author_of(parsed.feed) if atom else ""
+    # RSS titles are HTML by custom (feedparser only guesses which); Atom says which they are.
+    entries = _dedupe(_xml_entry(raw, feed_link, html_title=not atom, feed_author=feed_author)
+                      for raw in parsed.entries)
     return FetchResult(entries=entries.entries, problems=problems + entries.problems)
+
+
+def _drop_impossible_character(reference: re.Match[bytes]) -> bytes:
+    # feedparser's fallback parser turns "&#xD800;" into a surrogate it cannot encode, and
+    # "&#x110000;" into no character at all, and raises: one such reference would lose the feed.
+    digits = reference.group(1)
+    code = int(digits[1:], 16) if digits[:1] in b"xX" else int(digits)
+    return b"" if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF else reference.group(0)
+
+
+def _feedparser_parse(body: bytes, headers: dict[str, str], url: str) -> Any:
+    try:
+        return feedparser.parse(body, response_headers=headers)
+    except Exception as exc:  # hostile input must not stop the other sources
+        raise SourceError(f"{url}: the feed parser failed ({type(exc).__name__}: {exc})") from exc
 
 
 def _self_link(feed: Any) -> str:
@@ -106,10 +143,10 @@ def _describe_bozo(exc: BaseException | None) -> str:
     return f"{exc}{where}"
 
 
-def _xml_entry(raw: Any, feed_link: str) -> Entry | str:
+def _xml_entry(raw: Any, feed_link: str, *, html_title: bool, feed_author: str) -> Entry | str:
     url = safe_url(raw.get("link", ""), feed_link)
-    title = _text_of(raw.get("title", ""), raw.get("title_detail"))
-    guid = (raw.get("id") or raw.get("guid") or url or "").strip()
+    title = _text_of(raw.get("title", ""), raw.get("title_detail"), html_title)
+    guid = drop_unsafe_characters(raw.get("id") or raw.get("guid") or url or "").strip()
     if not guid:
         if not title:
             return "an entry has no id, link or title; skipped"
@@ -123,12 +160,13 @@ def _xml_entry(raw: Any, feed_link: str) -> Entry | str:
     summary_html = raw.get("summary", "")
     body = body or summary_html
     categories = tuple(dict.fromkeys(
-        t.get("term", "").strip() for t in raw.get("tags", []) or [] if t.get("term", "").strip()))
+        term for term in (drop_unsafe_characters(t.get("term", "")).strip()
+                          for t in raw.get("tags", []) or []) if term))
     return Entry(
         guid=guid[:1000],
         url=url,
         title=title or "(untitled)",
-        author=html_to_plain(raw.get("author", "")),
+        author=html_to_plain(_author_of(raw) or feed_author),
         published_at=_struct_time(raw.get("published_parsed") or raw.get("updated_parsed")),
         categories=categories,
         summary=clean_html(summary_html, base) if summary_html != body else "",
@@ -136,10 +174,17 @@ def _xml_entry(raw: Any, feed_link: str) -> Entry | str:
     )
 
 
-def _text_of(value: str, detail: Any) -> str:
-    if detail is not None and detail.get("type", "") in ("text/html", "application/xhtml+xml"):
+def _author_of(element: Any) -> str:
+    # The name alone: feedparser's "author" also carries the e-mail address, "x@y.z (Name)".
+    detail = element.get("author_detail") or {}
+    return detail.get("name") or element.get("author", "")
+
+
+def _text_of(value: str, detail: Any, html: bool = False) -> str:
+    if html or (detail is not None
+                and detail.get("type", "") in ("text/html", "application/xhtml+xml")):
         return html_to_plain(value)
-    return " ".join((value or "").split())
+    return plain_text(value)
 
 
 def _struct_time(value: Any) -> datetime | None:
@@ -161,7 +206,7 @@ def _parse_json_feed(fetched: Fetched) -> FetchResult:
             "https://jsonfeed.org/version/"):
         raise SourceError(f"{fetched.url} is JSON but not a JSON Feed (no jsonfeed.org version)",
                           hint="point the source at an RSS, Atom or JSON feed")
-    feed_link = safe_url(data.get("home_page_url", ""), fetched.url) or fetched.url
+    feed_link = safe_url(str(data.get("home_page_url") or ""), fetched.url) or fetched.url
     items = data.get("items")
     if not isinstance(items, list):
         raise SourceError(f"{fetched.url}: JSON Feed has no items list")
@@ -173,28 +218,34 @@ def _json_entry(item: Any, feed_link: str, feed: dict[str, Any]) -> Entry | str:
     if not isinstance(item, dict):
         return "a JSON Feed item is not an object; skipped"
     url = safe_url(str(item.get("url", "") or ""), feed_link)
-    guid = str(item.get("id", "") or url).strip()
+    guid = drop_unsafe_characters(str(item.get("id", "") or url)).strip()
     if not guid:
         return "a JSON Feed item has no id or url; skipped"
     base = url or feed_link
     body = item.get("content_html") or ""
     if not body and item.get("content_text"):
         body = "".join(f"<p>{_escape(p)}</p>" for p in str(item["content_text"]).split("\n\n"))
-    authors = item.get("authors") or ([item["author"]] if item.get("author") else []) \
-        or feed.get("authors") or []
+    authors = _list(item.get("authors")) or ([item["author"]] if item.get("author") else []) \
+        or _list(feed.get("authors"))
     author = ", ".join(str(a.get("name", "")) for a in authors if isinstance(a, dict))
     summary = str(item.get("summary", "") or "")
     return Entry(
         guid=guid[:1000],
         url=url,
-        title=" ".join(str(item.get("title", "") or "").split()) or "(untitled)",
+        title=plain_text(str(item.get("title", "") or "")) or "(untitled)",
         author=html_to_plain(author),
         published_at=_iso_time(item.get("date_published") or item.get("date_modified")),
-        categories=tuple(dict.fromkeys(str(t).strip() for t in item.get("tags", []) or []
-                                       if str(t).strip())),
+        categories=tuple(dict.fromkeys(
+            tag for tag in (drop_unsafe_characters(str(t)).strip()
+                            for t in _list(item.get("tags"))) if tag)),
         summary=clean_html(f"<p>{_escape(summary)}</p>", base) if summary else "",
         body_html=clean_html(str(body), base),
     )
+
+
+def _list(value: Any) -> list[Any]:
+    # A feed may put one string or a number where the spec has a list; that is no list at all.
+    return value if isinstance(value, list) else []
 
 
 def _escape(text: str) -> str:

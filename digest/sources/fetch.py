@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,9 @@ def fetch_url(client: httpx.Client, url: str, validators: Validators, *,
         headers["If-None-Match"] = validators.etag
     if validators.last_modified:
         headers["If-Modified-Since"] = validators.last_modified
+    # httpx's timeout bounds each read, not the whole fetch: a server sending a byte at a time
+    # would never trip it, so the body must also arrive before a deadline.
+    deadline = time.monotonic() + timeout
     try:
         with client.stream("GET", url, headers=headers, timeout=timeout,
                            follow_redirects=True) as response:
@@ -48,15 +52,25 @@ def fetch_url(client: httpx.Client, url: str, validators: Validators, *,
                 if len(body) > max_bytes:
                     raise SourceError(f"{url} is larger than {max_bytes:,} bytes",
                                       hint="raise [collect] max_bytes if this feed is that big")
+                if time.monotonic() > deadline:
+                    raise _timed_out(url, timeout)
             new_validators = Validators(response.headers.get("etag", ""),
                                         response.headers.get("last-modified", ""))
             return Fetched(_maybe_gunzip(bytes(body), max_bytes, url), str(response.url),
                            response.headers.get("content-type", ""), new_validators)
     except httpx.TimeoutException as exc:
-        raise SourceError(f"timed out after {timeout:g}s fetching {url}",
-                          hint="the site is slow or down; raise [collect] timeout_seconds") from exc
+        raise _timed_out(url, timeout) from exc
     except httpx.HTTPError as exc:
         raise SourceError(f"cannot fetch {url}: {exc}") from exc
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        # Not HTTPErrors: a bad port, or a host name IDNA cannot encode (a label over 63 bytes).
+        raise SourceError(f"{url} is not a valid URL ({exc})",
+                          hint="check the source's url in the config") from exc
+
+
+def _timed_out(url: str, timeout: float) -> SourceError:
+    return SourceError(f"timed out after {timeout:g}s fetching {url}",
+                       hint="the site is slow or down; raise [collect] timeout_seconds")
 
 
 def read_file(path: str, *, max_bytes: int) -> Fetched:
