@@ -24,7 +24,9 @@ class _Bucket:
         """Seconds until ``count`` tokens are there (0 if they are, and then take them)."""
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_second)
         self.updated = now
-        if self.tokens >= count:
+        # A hair's tolerance: refilling by float steps can stop a billionth short of the
+        # count, and waiting a billionth of a second does not move a float clock at all.
+        if self.tokens >= count - 1e-9:
             return 0.0
         return (count - self.tokens) / self.per_second
 
