@@ -98,12 +98,16 @@ def _qp_literal(text: str) -> bytes:
 
 
 def _qp_value(value: str) -> bytes:
-    """Encode a short per-subscriber value: C-speed paths for the common short value."""
+    """Encode a short per-subscriber value: C-speed paths for the common values."""
     if not value:
         return b""
-    if (len(value) < QP_LINE and value.isascii() and value.isprintable() and "=" not in value
-            and not value.endswith(" ")):
-        return value.encode("ascii") + SOFT_BREAK      # printable ASCII is its own encoding
+    if value.isascii() and value.isprintable() and "=" not in value and value[-1] != " ":
+        # Printable ASCII is its own quoted-printable encoding; only long lines need breaks.
+        data = value.encode("ascii")
+        if len(data) < QP_LINE:
+            return data + SOFT_BREAK
+        step = QP_LINE - 1
+        return b"".join(data[i:i + step] + SOFT_BREAK for i in range(0, len(data), step))
     encoded = binascii.b2a_qp(value.encode("utf-8"), quotetabs=True)
     if len(encoded) < QP_LINE and b"\n" not in encoded:
         return encoded + SOFT_BREAK
@@ -118,10 +122,6 @@ class _EncodedPart:
     @classmethod
     def of(cls, template: SplitTemplate) -> _EncodedPart:
         return cls(tuple(_qp_literal(text) for text in template.literals), template.fields)
-
-    @property
-    def used(self) -> frozenset[str]:
-        return frozenset(self.fields)
 
 
 class MessageBuilder:
@@ -152,8 +152,6 @@ class MessageBuilder:
         self._head = self._fixed_headers(boundary)
         self._text = _EncodedPart.of(variant.text)
         self._html = _EncodedPart.of(variant.html)
-        self._text_fields = self._text.used
-        self._html_fields = self._html.used
         text_open = (f"--{boundary}\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
                      "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
         html_open = (f"\r\n--{boundary}\r\nContent-Type: text/html; charset=\"utf-8\"\r\n"
@@ -161,16 +159,19 @@ class MessageBuilder:
         # The whole message as one list of byte strings: slot 0 is the per-subscriber
         # headers, and each (index, part, field) in _slots is a per-subscriber value.
         self._pieces: list[bytes] = [b"", self._head, CRLF, text_open]
-        self._slots: list[tuple[int, str, str]] = []
-        for part, encoded, opener in (("text", self._text, None), ("html", self._html,
-                                                                   html_open)):
+        self._slots: list[tuple[int, bool, str]] = []        # (index, in HTML, field)
+        for in_html, encoded, opener in ((False, self._text, None), (True, self._html,
+                                                                    html_open)):
             if opener is not None:
                 self._pieces.append(opener)
             self._pieces.append(encoded.literals[0])
             for name, literal in zip(encoded.fields, encoded.literals[1:], strict=True):
-                self._slots.append((len(self._pieces), part, name))
+                self._slots.append((len(self._pieces), in_html, name))
                 self._pieces.append(b"")
                 self._pieces.append(literal)
+        self.subject = one_line(variant.subject)
+        self._unsubscribe_tail = (f">, <mailto:{self._unsubscribe_mailto}?subject=unsubscribe>"
+                                  if self._unsubscribe_mailto else ">")
         self._pieces.append(f"\r\n--{boundary}--\r\n".encode())
         self._date_cache: tuple[int, str] = (0, "")
 
@@ -207,9 +208,7 @@ class MessageBuilder:
         return head.as_bytes().rstrip(CRLF) + CRLF + "".join(f"{h}\r\n" for h in own).encode()
 
     def headers_for(self, recipient: Recipient, unsubscribe_url: str) -> dict[str, str]:
-        unsubscribe = f"<{unsubscribe_url}>"
-        if self._unsubscribe_mailto:
-            unsubscribe += f", <mailto:{self._unsubscribe_mailto}?subject=unsubscribe>"
+        unsubscribe = f"<{unsubscribe_url}{self._unsubscribe_tail}"
         headers = {
             "Message-ID": f"<digest.{self.edition_id}.{recipient.subscriber_id}@{self.domain}>",
             "List-Id": self.list_id,
@@ -223,7 +222,7 @@ class MessageBuilder:
     def build(self, recipient: Recipient) -> OutgoingMessage:
         if "\r" in recipient.email or "\n" in recipient.email:
             raise InputError(f"address {recipient.email!r} contains a line break")
-        name = one_line(recipient.name)
+        name = recipient.name if recipient.name.isprintable() else one_line(recipient.name)
         unsubscribe_url = self._unsubscribe_url(recipient.subscriber_id)
         escaped, raw_values = personal_values(name=name, email=recipient.email,
                                               unsubscribe_url=unsubscribe_url,
@@ -241,7 +240,7 @@ class MessageBuilder:
             to_address=recipient.email,
             to_name=name,
             from_header=self.from_header,
-            subject=one_line(variant.subject),
+            subject=self.subject,
             headers=headers,
             variant=variant.key,
             tag=self.tag,
@@ -252,17 +251,18 @@ class MessageBuilder:
 
     def _raw(self, to_header: str, headers: dict[str, str], escaped: dict[str, str],
              raw_values: dict[str, str]) -> bytes:
-        values = {"text": {name: _qp_value(raw_values[name]) for name in self._text_fields}}
-        values["html"] = {name: values["text"][name] if name in values["text"]
-                          and escaped[name] == raw_values[name] else _qp_value(escaped[name])
-                          for name in self._html_fields}
-        unsubscribe = headers["List-Unsubscribe"].replace(", <mailto:", ",\r\n <mailto:")
+        encoded: dict[str, bytes] = {}            # each distinct value is encoded once
         pieces = self._pieces.copy()
+        for index, in_html, name in self._slots:
+            value = escaped[name] if in_html else raw_values[name]
+            piece = encoded.get(value)
+            if piece is None:
+                piece = encoded[value] = _qp_value(value)
+            pieces[index] = piece
+        unsubscribe = headers["List-Unsubscribe"].replace(", <mailto:", ",\r\n <mailto:")
         pieces[0] = (f"Date: {self._date()}\r\nTo: {to_header}\r\n"
                      f"Message-ID: {headers['Message-ID']}\r\n"
                      f"List-Unsubscribe: {unsubscribe}\r\n").encode("ascii")
-        for index, part, name in self._slots:
-            pieces[index] = values[part][name]
         return b"".join(pieces)
 
     def _date(self) -> str:

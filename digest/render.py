@@ -249,13 +249,14 @@ class Renderer:
 
 def personal_values(*, name: str, email: str, unsubscribe_url: str,
                     greeting_fallback: str) -> tuple[dict[str, str], dict[str, str]]:
-    """The values of the personal fields, escaped for the HTML part and raw for the text part."""
-    first = name.split()[0] if name.split() else greeting_fallback
-    raw = {"name": name or greeting_fallback, "first_name": first, "email": email,
-           "unsubscribe_url": unsubscribe_url}
-    escaped = {key: html.escape(value, quote=True) if _HTML_SPECIAL.search(value) else value
-               for key, value in raw.items()}
-    return escaped, raw
+    """The values of the personal fields, escaped for the HTML part and raw for the text part
+    (the same dict when nothing needs escaping, as for most subscribers)."""
+    words = name.split(None, 1)
+    raw = {"name": name or greeting_fallback, "first_name": words[0] if words
+           else greeting_fallback, "email": email, "unsubscribe_url": unsubscribe_url}
+    if not _HTML_SPECIAL.search(f"{name}{email}{unsubscribe_url}{greeting_fallback}"):
+        return raw, raw
+    return {key: html.escape(value, quote=True) for key, value in raw.items()}, raw
 
 
 _HTML_SPECIAL = re.compile(r"[&<>\"']")
