@@ -5,7 +5,9 @@ Objects take their collaborators as arguments; only this module reads the config
 
 from __future__ import annotations
 
+import importlib
 import secrets
+import threading
 from datetime import timedelta
 from functools import cached_property
 from urllib.parse import urlsplit
@@ -18,10 +20,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from digest.config import Config
+from digest.config import PROVIDERS, Config
 from digest.db import make_engine, require_current, session_scope
 from digest.models import AppSetting
 from subscribers.service import SubscriberService
+from subscribers.suppressions import Suppressions
 from subscribers.tokens import TokenSigner
 
 if TYPE_CHECKING:
@@ -41,6 +44,8 @@ class App:
     def __init__(self, config: Config, *, engine: Engine | None = None) -> None:
         self.config = config
         self._engine = engine
+        self._api_clients: dict[str, httpx.Client] = {}
+        self._clients_lock = threading.Lock()
 
     @cached_property
     def engine(self) -> Engine:
@@ -58,11 +63,16 @@ class App:
                                  check_deliverability=self.config.subscribers.check_deliverability)
 
     @cached_property
+    def suppressions(self) -> Suppressions:
+        return Suppressions(self.engine, soft_bounce_limit=self.config.bounces.soft_bounce_limit)
+
+    @cached_property
     def secret_key(self) -> str:
         """``web.secret_key`` (or DIGEST_SECRET_KEY); else one generated once and kept in the
         database, so that every process signing links agrees without any set-up."""
-        if self.config.web.secret_key:
-            return self.config.web.secret_key
+        configured = self.config.web.secret_key.get_secret_value()
+        if configured:
+            return configured
         with Session(self.engine) as session:
             stored = session.get(AppSetting, SECRET_SETTING)
             if stored is not None:
@@ -142,19 +152,33 @@ class App:
     # -- delivery ------------------------------------------------------------------------
 
     def transport(self) -> Transport:
+        """A new transport of the configured kind. Sending threads get one each; email-API
+        transports share one HTTP client per provider."""
         delivery = self.config.delivery
+        if delivery.transport in PROVIDERS:
+            module = importlib.import_module(f"digest.transports.{delivery.transport}")
+            return module.from_config(self.config, self.api_http_client(delivery.transport))
         if delivery.transport == "smtp":
             from digest.transports.smtp import SmtpSettings, SmtpTransport
             smtp = self.config.smtp
             return SmtpTransport(SmtpSettings(
                 host=smtp.host, port=smtp.port, security=smtp.security,
-                username=smtp.username, password=smtp.password,
+                username=smtp.username, password=smtp.password.get_secret_value(),
                 timeout=smtp.timeout_seconds, local_hostname=smtp.local_hostname or None))
         if delivery.transport == "null":
             from digest.transports.null import NullTransport
             return NullTransport()
         from digest.transports.file import FileTransport
         return FileTransport(self.config.outbox_dir, self.templates)
+
+    def api_http_client(self, provider: str) -> httpx.Client:
+        with self._clients_lock:
+            if provider not in self._api_clients:
+                from digest.transports.http import make_client
+
+                section = getattr(self.config, provider)
+                self._api_clients[provider] = make_client(timeout=section.timeout_seconds)
+            return self._api_clients[provider]
 
     def rate_limiter(self) -> RateLimiter | None:
         from digest.ratelimit import RateLimiter
@@ -182,6 +206,7 @@ class App:
         return DeliveryQueue(
             self.engine, worker_id=worker_id or default_worker_id(),
             claim_timeout=timedelta(seconds=delivery.claim_timeout_seconds),
+            suppressions=self.suppressions, provider=delivery.transport,
             retry=RetryPolicy(delivery.max_attempts, delivery.retry_base_seconds,
                               delivery.retry_max_seconds),
             uncertain_policy=delivery.uncertain)

@@ -14,7 +14,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
+                      model_validator)
 
 from digest.errors import ConfigError
 
@@ -25,7 +26,20 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "DIGEST_DATABASE_URL": ("database", "url"),
     "DIGEST_SECRET_KEY": ("web", "secret_key"),
     "DIGEST_SMTP_PASSWORD": ("smtp", "password"),
+    "DIGEST_POSTMARK_TOKEN": ("postmark", "token"),
+    "DIGEST_POSTMARK_WEBHOOK_PASSWORD": ("postmark", "webhook_password"),
+    "DIGEST_SENDGRID_API_KEY": ("sendgrid", "api_key"),
+    "DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY": ("sendgrid", "webhook_public_key"),
+    "DIGEST_MAILGUN_API_KEY": ("mailgun", "api_key"),
+    "DIGEST_MAILGUN_WEBHOOK_SIGNING_KEY": ("mailgun", "webhook_signing_key"),
+    "DIGEST_RESEND_API_KEY": ("resend", "api_key"),
+    "DIGEST_RESEND_WEBHOOK_SECRET": ("resend", "webhook_secret"),
+    "DIGEST_SES_ACCESS_KEY_ID": ("ses", "access_key_id"),
+    "DIGEST_SES_SECRET_ACCESS_KEY": ("ses", "secret_access_key"),
+    "DIGEST_SES_SESSION_TOKEN": ("ses", "session_token"),
 }
+# The email-API providers a transport can be, each with a [section] of its own.
+PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend", "ses")
 
 
 class Section(BaseModel):
@@ -82,7 +96,8 @@ class EditionsConfig(Section):
 class DeliveryConfig(Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    transport: Literal["file", "smtp", "null"] = "file"
+    transport: Literal["file", "smtp", "null", "postmark", "sendgrid", "mailgun", "resend",
+                       "ses"] = "file"
     from_: str = Field(default="Example Digest <digest@news.example.com>", alias="from")
     reply_to: str = ""
     outbox: str = "outbox"
@@ -109,7 +124,7 @@ class SmtpConfig(Section):
     port: int = Field(default=587, gt=0, lt=65536)
     security: Literal["none", "starttls", "tls"] = "starttls"
     username: str = ""
-    password: str = ""
+    password: SecretStr = SecretStr("")
     timeout_seconds: float = Field(default=30.0, gt=0)
     local_hostname: str = ""
 
@@ -122,13 +137,67 @@ class SmtpConfig(Section):
 
 class WebConfig(Section):
     base_url: str = "https://digest.news.example.com"
-    secret_key: str = ""
+    secret_key: SecretStr = SecretStr("")
     link_max_age_days: int = Field(default=365, gt=0)
+    host: str = "127.0.0.1"                  # where `digest serve` listens
+    port: int = Field(default=8000, gt=0, lt=65536)
 
     @field_validator("base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+
+class ApiConfig(Section):
+    """What every email-API provider section has."""
+
+    base_url: str = ""                       # empty: the provider's public API
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class PostmarkConfig(ApiConfig):
+    token: SecretStr = SecretStr("")
+    message_stream: str = "broadcast"
+    webhook_username: str = ""
+    webhook_password: SecretStr = SecretStr("")
+
+
+class SendgridConfig(ApiConfig):
+    api_key: SecretStr = SecretStr("")
+    webhook_public_key: SecretStr = SecretStr("")   # base64 DER, from Mail Settings
+    webhook_max_age_seconds: int = Field(default=600, gt=0)
+
+
+class MailgunConfig(ApiConfig):
+    api_key: SecretStr = SecretStr("")
+    domain: str = ""
+    region: Literal["us", "eu"] = "us"
+    webhook_signing_key: SecretStr = SecretStr("")
+    webhook_max_age_seconds: int = Field(default=600, gt=0)
+
+
+class ResendConfig(ApiConfig):
+    api_key: SecretStr = SecretStr("")
+    webhook_secret: SecretStr = SecretStr("")       # "whsec_…"
+    webhook_max_age_seconds: int = Field(default=300, gt=0)
+
+
+class SesConfig(ApiConfig):
+    region: str = "us-east-1"
+    access_key_id: str = ""
+    secret_access_key: SecretStr = SecretStr("")
+    session_token: SecretStr = SecretStr("")
+    configuration_set: str = ""
+    sns_topic_arn: str = ""                  # only notifications from this topic are accepted
+
+
+class BouncesConfig(Section):
+    soft_bounce_limit: int = Field(default=3, gt=0)
 
 
 class SubscribersConfig(Section):
@@ -150,6 +219,12 @@ class Config(Section):
     editions: EditionsConfig = EditionsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     smtp: SmtpConfig = SmtpConfig()
+    postmark: PostmarkConfig = PostmarkConfig()
+    sendgrid: SendgridConfig = SendgridConfig()
+    mailgun: MailgunConfig = MailgunConfig()
+    resend: ResendConfig = ResendConfig()
+    ses: SesConfig = SesConfig()
+    bounces: BouncesConfig = BouncesConfig()
     web: WebConfig = WebConfig()
     templates: TemplatesConfig = TemplatesConfig()
 
@@ -165,6 +240,9 @@ class Config(Section):
                 f"[access] default_tier = {self.access.default_tier!r} is not a tier; "
                 f"known tiers: {', '.join(self.tiers)}"
             )
+        missing = _missing_credentials(self)
+        if missing:
+            raise ValueError(missing)
         names = [s.name for s in self.sources]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -199,6 +277,22 @@ class Config(Section):
         if re.match(r"^https?://", source.url, re.IGNORECASE):
             return source.url
         return str(self.resolve_path(source.url))
+
+
+def _missing_credentials(config: Config) -> str:
+    """What an email-API transport lacks to send at all, or ""."""
+    transport = config.delivery.transport
+    needed = {"postmark": ["token"], "sendgrid": ["api_key"], "mailgun": ["api_key", "domain"],
+              "resend": ["api_key"], "ses": ["access_key_id", "secret_access_key"]}
+    section = getattr(config, transport, None)
+    for key in needed.get(transport, []):
+        value = getattr(section, key)
+        if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
+            env = next((var for var, target in ENV_OVERRIDES.items()
+                        if target == (transport, key)), None)
+            return (f"[delivery] transport = {transport!r} needs [{transport}] {key}"
+                    + (f" (or {env} in the environment)" if env else ""))
+    return ""
 
 
 def _reject_line_breaks(value: str) -> str:

@@ -33,6 +33,7 @@ from digest.ratelimit import RateLimiter
 from digest.timeutil import utcnow
 from digest.transports.base import OutgoingMessage, Outcome, SendResult, Transport
 from subscribers.models import Subscriber, Subscription, Suppression
+from subscribers.suppressions import Suppressions, hard_bounces_from_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,11 @@ class DeliveryQueue:
     def __init__(self, engine: Engine, *, worker_id: str, retry: RetryPolicy,
                  claim_timeout: timedelta = timedelta(minutes=15),
                  uncertain_policy: str = "hold",
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 suppressions: Suppressions | None = None, provider: str = "") -> None:
         self.engine = engine
+        self.suppressions = suppressions
+        self.provider = provider
         self.worker_id = worker_id
         self.retry = retry
         self.claim_timeout = claim_timeout
@@ -188,6 +192,7 @@ class DeliveryQueue:
         now = self.clock()
         stats = DeliveryStats()
         sent, pending, failed, uncertain = [], [], [], []
+        bounced: list[tuple[str, str]] = []
         for result in results:
             item = by_id.get(result.delivery_id)
             if item is None:
@@ -211,6 +216,8 @@ class DeliveryQueue:
                     error = f"gave up after {item.attempt} attempts: {error}"
                 failed.append({"b_id": item.delivery_id, "b_error": error[:1000]})
                 stats.failed += 1
+                if result.hard_bounce:
+                    bounced.append((item.email, error))
         mine = and_(Delivery.id == bindparam("b_id"), Delivery.claimed_by == self.worker_id,
                     Delivery.status == DeliveryStatus.CLAIMED)
         with session_scope(self.engine) as session:
@@ -231,6 +238,9 @@ class DeliveryQueue:
                           else DeliveryStatus.UNCERTAIN)
                 connection.execute(update(Delivery).where(mine).values(
                     status=status, last_error=bindparam("b_error")), uncertain)
+        if bounced and self.suppressions is not None:
+            # The server said the mailbox does not exist: never mail it again, on any list.
+            self.suppressions.record(hard_bounces_from_deliveries(self.provider, bounced))
         return stats
 
     def release(self, claimed: Sequence[Claimed], error: str) -> None:
@@ -365,8 +375,13 @@ class Deliverer:
                 queue.release([c for c in claimed if c.delivery_id not in done], str(exc))
                 queue.record(claimed, results)
                 raise
-            results.extend(SendResult(m.delivery_id, Outcome.RETRY, error=str(exc),
-                                      retry_after=exc.retry_after) for m in messages)
+            # A request that may have been processed is uncertain, like a lost SMTP reply:
+            # the uncertain policy decides whether it is sent again.
+            outcome = Outcome.UNCERTAIN if exc.maybe_sent else Outcome.RETRY
+            done = {r.delivery_id for r in results}
+            results.extend(SendResult(m.delivery_id, outcome, error=str(exc),
+                                      retry_after=exc.retry_after)
+                           for m in messages if m.delivery_id not in done)
         stats = queue.record(claimed, results)
         log.debug("batch worker=%s sent=%d retried=%d failed=%d", queue.worker_id,
                   stats.sent, stats.retried, stats.failed)

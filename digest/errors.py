@@ -48,11 +48,14 @@ class TransportError(DigestError):
     """A transport could not hand messages over at all (connection refused, bad credentials).
 
     Per-message outcomes are :class:`digest.transports.base.SendResult` values, not exceptions.
-    ``retry`` says whether trying again later can help.
+    ``retry`` says whether trying again later can help; ``maybe_sent`` that the request may
+    have been processed although no answer came (a read timeout), so that sending again could
+    deliver twice.
     """
 
     def __init__(self, message: str, *, retry: bool, hint: str | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, maybe_sent: bool = False) -> None:
         super().__init__(message, hint=hint)
         self.retry = retry
         self.retry_after = retry_after
+        self.maybe_sent = maybe_sent

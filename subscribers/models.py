@@ -59,3 +59,20 @@ class Suppression(SQLModel, table=True):
     reason: str = Field(max_length=32)
     detail: str = Field(default="", max_length=1000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class BounceEvent(SQLModel, table=True):
+    """What a provider (or our SMTP server) told us about an address: a hard or soft bounce, a
+    spam complaint, an unsubscribe, a delivery. The history behind a suppression."""
+
+    __tablename__ = "bounce_event"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    email_key: str = Field(max_length=320, index=True)
+    provider: str = Field(max_length=32)
+    kind: str = Field(max_length=16)
+    detail: str = Field(default="", max_length=1000)
+    # The provider's id for the event, so a webhook delivered twice is recorded once.
+    event_id: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -187,7 +187,7 @@ def test_every_problem_in_the_file_is_reported_at_once(tmp_path):
     ('[smtp]\nsecurity = "ssl"\n', "[smtp] security", "'none', 'starttls' or 'tls'"),
     ('[tiers]\nfree = "teaser"\npremium = "partial"\n', "[tiers] premium", "'full' or 'teaser'"),
     ('[smtp]\nport = 70000\n', "[smtp] port", "less than 65536"),
-    ('[delivery]\ntransport = "pigeon"\n', "[delivery] transport", "'file', 'smtp' or 'null'"),
+    ('[delivery]\ntransport = "pigeon"\n', "[delivery] transport", "'file', 'smtp', 'null', 'postmark'"),
     ('[delivery]\nbatch_size = 0\n', "[delivery] batch_size", "greater than 0"),
     ('[delivery]\nuncertain = "maybe"\n', "[delivery] uncertain", "'hold' or 'resend'"),
     ('[collect]\ntimeout_seconds = "soon"\n', "[collect] timeout_seconds", "number"),
@@ -341,8 +341,8 @@ secret_key = "from-the-file"
     config = load_config(path, environ={
         "DIGEST_SECRET_KEY": "env-secret", "DIGEST_SMTP_PASSWORD": "env-password",
         "DIGEST_DATABASE_URL": "postgresql+psycopg://digest@db.example.com/digest"})
-    assert config.web.secret_key == "env-secret"
-    assert config.smtp.password == "env-password"
+    assert config.web.secret_key.get_secret_value() == "env-secret"
+    assert config.smtp.password.get_secret_value() == "env-password"
     assert config.database_url == "postgresql+psycopg://digest@db.example.com/digest"
 
 
@@ -350,22 +350,22 @@ def test_the_environment_fills_sections_the_file_does_not_have(tmp_path):
     config = load_config(a_config_file(tmp_path, MINIMAL),
                          environ={"DIGEST_SECRET_KEY": "env-secret",
                                   "DIGEST_SMTP_PASSWORD": "env-password"})
-    assert config.web.secret_key == "env-secret"
-    assert config.smtp.password == "env-password"
+    assert config.web.secret_key.get_secret_value() == "env-secret"
+    assert config.smtp.password.get_secret_value() == "env-password"
     assert config.web.base_url == "https://digest.news.example.com"  # the rest: defaults
 
 
 def test_an_empty_environment_variable_does_not_override(tmp_path):
     path = a_config_file(tmp_path, '[web]\nsecret_key = "from-the-file"\n')
     config = load_config(path, environ={"DIGEST_SECRET_KEY": ""})
-    assert config.web.secret_key == "from-the-file"
+    assert config.web.secret_key.get_secret_value() == "from-the-file"
 
 
 def test_the_process_environment_is_used_by_default(tmp_path, monkeypatch):
     monkeypatch.setenv("DIGEST_SECRET_KEY", "process-secret")
     monkeypatch.delenv("DIGEST_DATABASE_URL", raising=False)
     config = load_config(a_config_file(tmp_path, MINIMAL))
-    assert config.web.secret_key == "process-secret"
+    assert config.web.secret_key.get_secret_value() == "process-secret"
 
 
 def test_a_config_built_from_a_dict_reports_bad_values_without_a_file(tmp_path):

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from digest.render import SplitTemplate
 
 
 @dataclass(eq=False)
@@ -25,6 +28,12 @@ class OutgoingMessage:
     headers: dict[str, str]              # Message-ID, List-Id, List-Unsubscribe, …
     variant: str = ""
     tag: str = ""                         # the edition, e.g. "morning-2026-11-25"
+    # The variant's rendered parts and this subscriber's values for them: APIs that
+    # substitute per recipient (SendGrid, Mailgun) send the template once per batch.
+    html_template: SplitTemplate | None = field(default=None, repr=False)
+    text_template: SplitTemplate | None = field(default=None, repr=False)
+    html_values: dict[str, str] = field(default_factory=dict, repr=False)
+    text_values: dict[str, str] = field(default_factory=dict, repr=False)
     _build_raw: Callable[[], bytes] = field(default=lambda: b"", repr=False)
     _build_html: Callable[[], str] = field(default=lambda: "", repr=False)
     _build_text: Callable[[], str] = field(default=lambda: "", repr=False)
