@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DIGEST := $(BIN)/digest --config digest.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean install
+.PHONY: demo test bench clean install chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -28,7 +28,14 @@ demo: $(STAMP) digest.toml
 	@echo "Done. One .eml per subscriber (and an .html copy) is in outbox/; open outbox/index.html to see them."
 	@echo "Try: $(DIGEST) status   ·   $(DIGEST) preview --list morning --tier free -o preview.html"
 
-test: $(STAMP)
+# The web pages are tested in a real browser: Debian's chromium, installed here if missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "Installing Debian's chromium for the browser tests (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+	  echo "Could not install chromium: the browser tests will be skipped (outside CI)"
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 # `make bench` runs every benchmark at full size (tens of minutes); `make bench BENCH="e2e

@@ -249,6 +249,24 @@ def worker(
 
 
 @app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[Optional[str], typer.Option(help="Listen here [default: web.host].")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port [default: web.port].")] = None,
+) -> None:
+    """Run the web app: provider webhooks (/webhooks/<provider>) and unsubscribe pages."""
+    import uvicorn
+
+    from digest.web.app import create_app
+
+    application = state(ctx).ready_app()
+    web = application.config.web
+    # No access log: unsubscribe URLs carry tokens, and logs are no place for them.
+    uvicorn.run(create_app(application), host=host or web.host, port=port or web.port,
+                access_log=False, log_level="info", server_header=False)
+
+
+@app.command()
 def preview(
     ctx: typer.Context,
     list_slug: Annotated[str, typer.Option("--list", "-l", help="The list's slug.")],
@@ -301,9 +319,10 @@ def status(ctx: typer.Context) -> None:
 
 
 def _register_groups() -> None:
-    from subscribers.cli import lists_app, subscribers_app
+    from subscribers.cli import lists_app, subscribers_app, suppressions_app
     app.add_typer(lists_app, name="lists")
     app.add_typer(subscribers_app, name="subscribers")
+    app.add_typer(suppressions_app, name="suppressions")
 
 
 _register_groups()

@@ -145,3 +145,72 @@ def export_csv(ctx: typer.Context, list_slug: ListOption) -> None:
     _, err = _consoles()
     count = _state(ctx).subscribers.export_csv(list_slug, sys.stdout)
     err.print(f"Exported {count} subscribers of {list_slug}.")
+
+
+@subscribers_app.command("show")
+def show(ctx: typer.Context, email: Annotated[str, typer.Argument(help="The address.")]) -> None:
+    """One subscriber: tier, lists, suppression, bounce history and recent deliveries."""
+    out, _ = _consoles()
+    application = _state(ctx)
+    profile = application.subscribers.profile(email)
+    who = profile.subscriber
+    out.print(f"{who.email}  name: {who.name or '-'}  tier: {who.tier}  "
+              f"since: {who.created_at:%Y-%m-%d}")
+    for slug, status, since in profile.subscriptions:
+        out.print(f"  list {slug}: {status} (since {since:%Y-%m-%d})")
+    suppression = application.suppressions.is_suppressed(who.email)
+    if suppression is not None:
+        out.print(f"  SUPPRESSED since {suppression.created_at:%Y-%m-%d %H:%M} UTC: "
+                  f"{suppression.reason} {suppression.detail}".rstrip(), markup=False)
+    events = application.suppressions.history(who.email)
+    if events:
+        table = Table("when (UTC)", "event", "provider", "detail", title="Bounce history")
+        for event in events:
+            table.add_row(f"{event.created_at:%Y-%m-%d %H:%M}", event.kind, event.provider,
+                          event.detail)
+        out.print(table)
+    else:
+        out.print("  no bounces or complaints recorded")
+    if profile.deliveries:
+        table = Table("edition", "list", "date", "status", "attempts", "provider id",
+                      "last error", title="Recent deliveries")
+        for row in profile.deliveries:
+            table.add_row(*(str(value) for value in row))
+        out.print(table)
+
+
+suppressions_app = typer.Typer(help="Addresses never mailed again, on any list.",
+                               no_args_is_help=True)
+
+
+@suppressions_app.command("list")
+def list_suppressions(ctx: typer.Context) -> None:
+    """Every suppressed address with its reason."""
+    out, _ = _consoles()
+    table = Table("address", "reason", "since (UTC)", "detail")
+    for row in _state(ctx).suppressions.list():
+        table.add_row(row.email_key, row.reason, f"{row.created_at:%Y-%m-%d %H:%M}", row.detail)
+    out.print(table)
+
+
+@suppressions_app.command("add")
+def add_suppression(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The address.")],
+    reason: Annotated[str, typer.Option(help="Why, in a word or two.")] = "manual",
+) -> None:
+    """Never mail an address again (it stays subscribed, but nothing is sent)."""
+    out, _ = _consoles()
+    added = _state(ctx).suppressions.add(email, reason=reason)
+    out.print(f"Suppressed {email} ({reason})." if added else f"{email} was already suppressed.")
+
+
+@suppressions_app.command("remove")
+def remove_suppression(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The address.")],
+) -> None:
+    """Lift a suppression: the address is mailed again from the next edition."""
+    out, _ = _consoles()
+    _state(ctx).suppressions.remove(email)
+    out.print(f"{email} is no longer suppressed.")

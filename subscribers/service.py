@@ -8,6 +8,7 @@ bad row by its line number and stores the good ones.
 from __future__ import annotations
 
 import csv
+from datetime import date, datetime
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlmodel import Session
 
 from digest.db import session_scope
 from digest.errors import InputError, NotFoundError
-from digest.models import Delivery
+from digest.models import Delivery, Edition
 from digest.timeutil import utcnow
 from subscribers.models import MailingList, Subscriber, Subscription, Suppression
 from subscribers.validation import check_slug, check_tier, clean_name, normalise_email
@@ -48,6 +49,13 @@ class ImportReport:
     unsubscribed: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Profile:
+    subscriber: Subscriber
+    subscriptions: list[tuple[str, str, datetime]]          # (list slug, status, since)
+    deliveries: list[tuple[int, str, date, str, int, str, str]]
 
 
 @dataclass(frozen=True)
@@ -309,6 +317,16 @@ class SubscriberService:
                                      .values(status=UNSUBSCRIBED, unsubscribed_at=utcnow()))
             return result.rowcount
 
+    def subscription_of(self, subscriber_id: int, list_id: int) -> tuple[str, str, str] | None:
+        """(address, list name, status) of a subscription named by a signed link, if any."""
+        with Session(self.engine) as session:
+            row = session.execute(
+                select(Subscriber.email, MailingList.name, Subscription.status)
+                .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+                .join(MailingList, MailingList.id == Subscription.list_id)
+                .where(Subscriber.id == subscriber_id, MailingList.id == list_id)).first()
+        return (row[0], row[1], row[2]) if row else None
+
     def unsubscribe_by_id(self, subscriber_id: int, list_id: int) -> bool:
         """One-click unsubscribe from a signed link; True if it changed anything."""
         with session_scope(self.engine) as session:
@@ -328,6 +346,24 @@ class SubscriberService:
             session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
             session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber.id))
             session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
+
+    def profile(self, email: str, *, deliveries: int = 10) -> Profile:
+        """What `digest subscribers show` prints: the row, its lists, its latest deliveries."""
+        subscriber = self.get_subscriber(email)
+        with Session(self.engine) as session:
+            subscriptions = [(slug, status, since) for slug, status, since in session.execute(
+                select(MailingList.slug, Subscription.status, Subscription.created_at)
+                .join(MailingList, MailingList.id == Subscription.list_id)
+                .where(Subscription.subscriber_id == subscriber.id)
+                .order_by(MailingList.slug))]
+            recent = [tuple(row) for row in session.execute(
+                select(Edition.id, MailingList.slug, Edition.issue_date, Delivery.status,
+                       Delivery.attempts, Delivery.provider_message_id, Delivery.last_error)
+                .join(Edition, Edition.id == Delivery.edition_id)
+                .join(MailingList, MailingList.id == Edition.list_id)
+                .where(Delivery.subscriber_id == subscriber.id)
+                .order_by(Edition.issue_date.desc(), Edition.id.desc()).limit(deliveries))]
+        return Profile(subscriber, subscriptions, recent)  # type: ignore[arg-type]
 
     def get_subscriber(self, email: str) -> Subscriber:
         _address, key = normalise_email(email, check_deliverability=False)

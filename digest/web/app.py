@@ -1,4 +1,4 @@
-"""The ASGI app `digest serve` runs: provider webhooks (and, later, pages for people)."""
+"""The ASGI app `digest serve` runs: provider webhooks and the unsubscribe page."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import time
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from digest.app import App
 from digest.config import PROVIDERS
+from digest.errors import InputError
 from digest.web.webhooks.base import Webhook, WebhookMalformed, WebhookRejected, WebhookRequest
 
 log = logging.getLogger(__name__)
@@ -65,5 +66,48 @@ def create_app(app: App, *, webhooks: dict[str, Webhook] | None = None) -> Starl
 
     return Starlette(routes=[
         Route("/webhooks/{provider}", webhook, methods=["POST"]),
+        Route("/unsubscribe/{token}", unsubscribe_page(app), methods=["GET", "POST"]),
         Route("/healthz", health),
     ])
+
+
+def unsubscribe_page(app: App):  # noqa: ANN201 - an ASGI endpoint
+    """The link in every digest and in its List-Unsubscribe header.
+
+    GET only shows a confirmation page: mail clients and scanners fetch links on their own,
+    and a GET must never unsubscribe anyone. POST unsubscribes — from the button on that page,
+    or from a mail client's RFC 8058 one-click request (body ``List-Unsubscribe=One-Click``),
+    which gets a short plain answer.
+    """
+    template = app.templates.get_template("web/unsubscribe.html.j2")
+    site = app.config.site
+
+    def page(status: int = 200, **values: object) -> HTMLResponse:
+        return HTMLResponse(template.render(site=site, **values), status_code=status,
+                            headers={"Cache-Control": "no-store"})
+
+    async def endpoint(request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            subject = app.unsubscribe_signer.verify(token)
+        except InputError as exc:
+            return page(400, state="invalid", reason=exc.message)
+        found = await run_in_threadpool(app.subscribers.subscription_of, subject.subscriber_id,
+                                        subject.list_id)
+        if found is None:
+            return page(404, state="invalid",
+                        reason="We could not find this subscription; it may have been removed.")
+        email, list_name, status = found
+        if request.method == "GET":
+            return page(state="confirm" if status == "active" else "already", email=email,
+                        list_name=list_name, action=str(request.url.path))
+        body = (await request.body()).decode("utf-8", "replace")
+        changed = await run_in_threadpool(app.subscribers.unsubscribe_by_id,
+                                          subject.subscriber_id, subject.list_id)
+        log.info("unsubscribe list=%s changed=%s one_click=%s", subject.list_id, changed,
+                 "List-Unsubscribe=One-Click" in body)
+        if "List-Unsubscribe=One-Click" in body:
+            return PlainTextResponse("unsubscribed")
+        return page(state="done" if changed else "already", email=email, list_name=list_name)
+
+    return endpoint

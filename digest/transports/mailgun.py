@@ -1,0 +1,266 @@
+"""Mailgun: batch sending, one request per variant, personalised with recipient variables.
+
+A batch is grouped by variant (the same rendered templates) and each group goes out as one
+``POST /v3/<domain>/messages`` of at most 1000 recipients: the ``to`` field repeated, once per
+subscriber, and ``recipient-variables``, a JSON object keyed by each plain address holding that
+subscriber's values. ``html`` and ``text`` are the variant's split templates with
+``%recipient.<key>%`` in place of the fields; the HTML part and the text part use different
+keys (``h_<field>``, HTML-escaped; ``t_<field>``, raw). With recipient variables present
+Mailgun sends every recipient a message of their own, with only their address in To.
+
+Because the variables are keyed by address, an address may appear only once per request (two
+subscriptions of one address would otherwise both get one set of values): such messages go in
+separate requests.
+
+Unconfirmed in Mailgun's documentation (research/providers.md §3), relied on here:
+
+* substitution of ``%recipient.…%`` inside ``h:`` headers. It is seen in third-party code, not
+  in the docs. ``h:List-Unsubscribe`` is ``%recipient.unsubscribe%``; if Mailgun did not
+  substitute there, recipients would get a List-Unsubscribe header with that literal text (the
+  unsubscribe link in the body is unaffected).
+* substitution inside ``v:`` variables: ``v:delivery-id`` is ``%recipient.delivery_id%``, so
+  that webhook events may carry our delivery id in ``user-variables``. If it is not
+  substituted, events carry the literal and must be matched by recipient and message id.
+
+A story that itself contains the text ``%recipient.`` would be read by Mailgun as a variable;
+messages of such a variant are sent one by one with their content written out and no
+recipient variables.
+
+Answers: 200 ``{"id", "message"}``, one id for the whole request, is success for every
+recipient. A 400 does not say which recipient was wrong, so it fails the whole request. 429
+and 5xx are for the batch (:meth:`ApiClient.raise_for_batch_failure`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from email.utils import formataddr
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from digest.errors import TransportError
+from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.transports.http import ApiClient
+
+if TYPE_CHECKING:
+    from digest.config import Config
+
+log = logging.getLogger(__name__)
+
+PUBLIC_API = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
+MAX_RECIPIENTS = 1000                 # per batch-sending call
+MAX_TAG_LENGTH = 128
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
+VARIABLE_MARK = "%recipient."
+
+
+class MailgunTransport:
+    """Meets :class:`digest.transports.base.Transport` for Mailgun's messages API."""
+
+    name = "mailgun"
+    max_batch = MAX_RECIPIENTS
+
+    def __init__(self, *, api_key: str, domain: str, client: httpx.Client, region: str = "us",
+                 base_url: str = "") -> None:
+        if not domain:
+            raise TransportError("mailgun: no sending domain", retry=False,
+                                 hint="set [mailgun] domain")
+        self.domain = domain
+        self.path = f"/v3/{domain}/messages"
+        self._api = ApiClient("mailgun", base_url or PUBLIC_API.get(region, PUBLIC_API["us"]),
+                              client, auth=("api", api_key))
+        self.requests_sent = 0
+
+    def __repr__(self) -> str:  # never show the key
+        return f"MailgunTransport(domain={self.domain!r}, base_url={self._api.base_url!r})"
+
+    def close(self) -> None:
+        """Nothing to release: the httpx client is shared and owned by the App."""
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        requests = plan_requests(messages, MAX_RECIPIENTS)
+        results: list[SendResult] = []
+        for index, group in enumerate(requests):
+            try:
+                results.extend(self._send_group(group))
+            except TransportError as exc:
+                rest = [m for later in requests[index + 1:] for m in later]
+                if not results and (not exc.maybe_sent or not rest):
+                    raise                     # it concerns the whole batch, as it was given
+                results.extend(results_after(exc, group, rest))
+                break
+        return results
+
+    def _send_group(self, group: list[OutgoingMessage]) -> list[SendResult]:
+        fields: dict[str, str | list[str]] = {}
+        for key, value in build_fields(group):
+            # httpx writes a list as the same key repeated, as Mailgun wants for "to".
+            if key == "to":
+                fields.setdefault(key, []).append(value)  # type: ignore[union-attr]
+            else:
+                fields[key] = value
+        response = self._api.post(self.path, data=fields)
+        self.requests_sent += 1
+        status = response.status_code
+        log.debug("mailgun request recipients=%d status=%d", len(group), status)
+        if status == 200:
+            provider_id = _json(response).get("id", "")
+            return [SendResult.sent(m, str(provider_id)) for m in group]
+        self._api.raise_for_batch_failure(response)        # 401, 403, 429, 5xx
+        if status in (400, 413):
+            message = _json(response).get("message") or _brief(response)
+            # Mailgun does not say which recipient (if any) was the trouble.
+            return [SendResult.failed(m, f"mailgun refused the request ({status}): {message}")
+                    for m in group]
+        if status == 404:
+            raise TransportError(f"mailgun: {self._api.base_url}{self.path} was not found "
+                                 f"(404): {_brief(response)}", retry=False,
+                                 hint="check [mailgun] domain and region (EU domains use "
+                                      "region = \"eu\"), and base_url")
+        raise TransportError(f"mailgun: unexpected answer {status}: {_brief(response)}",
+                             retry=False, hint="check [mailgun] domain, region and base_url")
+
+
+# -- the request ------------------------------------------------------------------------
+
+
+def build_fields(group: Sequence[OutgoingMessage]) -> list[tuple[str, str]]:
+    """The form fields of one request for messages of one variant (see plan_requests)."""
+    first = group[0]
+    own = needs_own_content(first)
+    if own:
+        assert len(group) == 1, "plan_requests sends such a message alone"
+        html, text = first.html, first.text
+    else:
+        html = _join(first.html_template, "h_")
+        text = _join(first.text_template, "t_")
+    fields: list[tuple[str, str]] = [("from", first.from_header)]
+    fields += [("to", formataddr((m.to_name, m.to_address), charset="utf-8")) for m in group]
+    fields += [("subject", first.subject), ("text", text), ("html", html)]
+    headers = first.headers
+    if own:
+        unsubscribe, delivery_id = headers.get("List-Unsubscribe", ""), str(first.delivery_id)
+    else:
+        unsubscribe, delivery_id = "%recipient.unsubscribe%", "%recipient.delivery_id%"
+        fields.append(("recipient-variables",
+                       json.dumps({m.to_address: _variables(m) for m in group},
+                                  ensure_ascii=False)))
+    if unsubscribe:
+        fields.append(("h:List-Unsubscribe", unsubscribe))
+    for name in ("List-Unsubscribe-Post", "List-Id", "Reply-To"):
+        if headers.get(name):
+            fields.append((f"h:{name}", headers[name]))
+    tag = _tag(first.tag)
+    if tag:
+        fields.append(("o:tag", tag))
+    fields.append(("v:delivery-id", delivery_id))
+    return fields
+
+
+def _join(template: Any, prefix: str) -> str:
+    parts = list(template.parts)
+    parts[1::2] = [f"%recipient.{prefix}{name}%" for name in template.fields]
+    return "".join(parts)
+
+
+def _variables(message: OutgoingMessage) -> dict[str, str]:
+    values = {f"h_{name}": value for name, value in message.html_values.items()}
+    values.update({f"t_{name}": value for name, value in message.text_values.items()})
+    values["unsubscribe"] = message.headers.get("List-Unsubscribe", "")
+    values["delivery_id"] = str(message.delivery_id)
+    return values
+
+
+def needs_own_content(message: OutgoingMessage) -> bool:
+    """True for a message without split templates, or whose variant's own text contains
+    ``%recipient.`` (Mailgun would take it for a variable): it goes alone, written out."""
+    if message.html_template is None or message.text_template is None:
+        return True
+    return any(VARIABLE_MARK in literal
+               for template in (message.html_template, message.text_template)
+               for literal in template.literals) or VARIABLE_MARK in message.subject
+
+
+def plan_requests(messages: Sequence[OutgoingMessage], limit: int
+                  ) -> list[list[OutgoingMessage]]:
+    """Messages grouped by variant, cut into requests of at most ``limit`` recipients in which
+    no address repeats; a message that :func:`needs_own_content` goes alone."""
+    groups: dict[tuple, list[OutgoingMessage]] = {}
+    alone: list[list[OutgoingMessage]] = []
+    for message in messages:
+        if needs_own_content(message):
+            alone.append([message])
+        else:
+            groups.setdefault(variant_key(message), []).append(message)
+    requests: list[list[OutgoingMessage]] = []
+    for group in groups.values():
+        requests.extend(distinct_chunks(group, limit))
+    return requests + alone
+
+
+def variant_key(message: OutgoingMessage) -> tuple:
+    """Messages with equal keys can share one request's content and shared fields."""
+    headers = message.headers
+    return (id(message.html_template), id(message.text_template), message.subject,
+            message.from_header, headers.get("Reply-To", ""), headers.get("List-Id", ""),
+            headers.get("List-Unsubscribe-Post", ""), message.tag)
+
+
+def distinct_chunks(group: Sequence[OutgoingMessage], limit: int
+                    ) -> list[list[OutgoingMessage]]:
+    """Chunks of at most ``limit`` in which no address (compared case-insensitively) repeats."""
+    chunks: list[tuple[list[OutgoingMessage], set[str]]] = []
+    for message in group:
+        address = message.to_address.casefold()
+        for chunk, seen in chunks:
+            if len(chunk) < limit and address not in seen:
+                chunk.append(message)
+                seen.add(address)
+                break
+        else:
+            chunks.append(([message], {address}))
+    return [chunk for chunk, _ in chunks]
+
+
+def results_after(exc: TransportError, failed: Sequence[OutgoingMessage],
+                  rest: Sequence[OutgoingMessage]) -> list[SendResult]:
+    """Results for a request that raised (``failed``) and for those never tried (``rest``),
+    once other requests of the batch have been handed over: raising would lose their results."""
+    if exc.maybe_sent:
+        results = [SendResult(m.delivery_id, Outcome.UNCERTAIN, error=str(exc)) for m in failed]
+    else:
+        results = [SendResult.retry(m, str(exc), exc.retry_after) for m in failed]
+    return results + [SendResult.retry(m, f"not sent: {exc}", exc.retry_after) for m in rest]
+
+
+# -- values -----------------------------------------------------------------------------
+
+
+def _tag(tag: str) -> str:
+    """The edition tag as a Mailgun tag: ASCII, at most 128 characters."""
+    return _TAG_UNSAFE.sub("-", tag).strip("-")[:MAX_TAG_LENGTH]
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _brief(response: httpx.Response) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text[:300] + ("…" if len(text) > 300 else "")
+
+
+def from_config(config: Config, client: httpx.Client) -> MailgunTransport:
+    section = config.mailgun
+    return MailgunTransport(api_key=section.api_key.get_secret_value(), domain=section.domain,
+                            client=client, region=section.region, base_url=section.base_url)
