@@ -129,3 +129,21 @@ class AppSetting(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=100)
     value: str = Field(max_length=2000)
+
+
+class ScheduleRun(SQLModel, table=True):
+    """One scheduled run of a list for one issue date. Inserting the row is the lock: of two
+    schedulers (or a scheduler that was down and catches up), only one inserts it."""
+
+    __tablename__ = "schedule_run"
+    __table_args__ = (UniqueConstraint("list_id", "issue_date"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="mailing_list.id", index=True)
+    issue_date: date
+    status: str = Field(default="running", max_length=16)   # running | done | failed | empty
+    owner: str = Field(default="", max_length=200)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    detail: str = Field(default="", max_length=2000)

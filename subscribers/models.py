@@ -19,6 +19,16 @@ class MailingList(SQLModel, table=True):
     slug: str = Field(unique=True, max_length=64)
     name: str = Field(max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The schedule: `digest schedule` sends the list at send_time ("HH:MM", empty = not
+    # scheduled) in time_zone, on days ("mon-fri", "daily", "mon,wed,fri").
+    send_time: str = Field(default="", max_length=8)
+    time_zone: str = Field(default="UTC", max_length=64)
+    days: str = Field(default="daily", max_length=64)
+    collect_lead_minutes: int = 0
+    # Each subscriber gets the edition at send_time in their own time zone.
+    per_subscriber_time: bool = False
+    # Email the admins when a scheduled run finds no new posts.
+    alert_on_empty: bool = False
 
 
 class Subscriber(SQLModel, table=True):
@@ -31,6 +41,7 @@ class Subscriber(SQLModel, table=True):
     email_key: str = Field(unique=True, max_length=320)
     name: str = Field(default="", max_length=200)
     tier: str = Field(max_length=64)
+    time_zone: str = Field(default="", max_length=64)     # IANA name; "" = the list's
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
