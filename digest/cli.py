@@ -253,6 +253,8 @@ def serve(
     ctx: typer.Context,
     host: Annotated[Optional[str], typer.Option(help="Listen here [default: web.host].")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port [default: web.port].")] = None,
+    schedule: Annotated[bool, typer.Option("--schedule", help="Also run the scheduler "
+                                                              "(as `digest schedule`).")] = False,
 ) -> None:
     """Run the web app: provider webhooks (/webhooks/<provider>) and unsubscribe pages."""
     import uvicorn
@@ -261,9 +263,50 @@ def serve(
 
     application = state(ctx).ready_app()
     web = application.config.web
-    # No access log: unsubscribe URLs carry tokens, and logs are no place for them.
-    uvicorn.run(create_app(application), host=host or web.host, port=port or web.port,
-                access_log=False, log_level="info", server_header=False)
+    scheduler = _start_scheduler(application) if schedule else None
+    try:
+        # No access log: unsubscribe URLs carry tokens, and logs are no place for them.
+        uvicorn.run(create_app(application), host=host or web.host, port=port or web.port,
+                    access_log=False, log_level="info", server_header=False)
+    finally:
+        if scheduler is not None:
+            err.print("stopping the scheduler: finishing the batches in flight", markup=False)
+            scheduler.shutdown()
+
+
+def _start_scheduler(application: App):  # noqa: ANN202 - digest.scheduler.Scheduler
+    from digest.scheduler import MorningRunner, Scheduler
+
+    scheduler = Scheduler(MorningRunner(application))
+    scheduler.start()
+    return scheduler
+
+
+@app.command("schedule")
+def schedule_command(ctx: typer.Context) -> None:
+    """Run the scheduler in the foreground: each list at its own time, exactly once, however
+    many schedulers share the database. SIGTERM or SIGINT finishes the sends in flight,
+    records them, and exits."""
+    import signal
+    import threading
+
+    application = state(ctx).ready_app()
+    stop = threading.Event()
+
+    def finish(signum: int, _frame: object) -> None:
+        err.print(f"{signal.Signals(signum).name}: finishing the sends in flight, then "
+                  "stopping", markup=False)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, finish)
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("digest").setLevel(logging.INFO)   # one line per run, always
+    scheduler = _start_scheduler(application)
+    err.print("scheduler running; Ctrl-C (or SIGTERM) stops it", markup=False)
+    stop.wait()
+    scheduler.shutdown()
+    err.print("scheduler stopped", markup=False)
 
 
 @app.command()
@@ -316,6 +359,10 @@ def status(ctx: typer.Context) -> None:
                          *(str(row.counts.get(s, 0)) for s in
                            ("sent", "pending", "failed", "uncertain", "skipped")))
     out.print(editions)
+    lists = Table("list", "schedule", "next run", "last scheduled run", title="Schedules")
+    for row in report.lists:
+        lists.add_row(row.slug, row.schedule, row.next_run, row.last_run)
+    out.print(lists)
 
 
 def _register_groups() -> None:

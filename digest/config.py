@@ -200,6 +200,17 @@ class BouncesConfig(Section):
     soft_bounce_limit: int = Field(default=3, gt=0)
 
 
+class ScheduleConfig(Section):
+    grace_minutes: int = Field(default=180, ge=0)     # a run missed by up to this much still goes
+    tick_seconds: int = Field(default=60, ge=1)       # how often due runs and retries are checked
+    stale_minutes: int = Field(default=15, gt=0)      # a run silent this long was abandoned
+
+
+class AlertsConfig(Section):
+    to: list[str] = []                                # admin addresses; empty: no alerts
+    source_failures: int = Field(default=3, gt=0)     # alert when a source fails this many in a row
+
+
 class SubscribersConfig(Section):
     check_deliverability: bool = False
 
@@ -225,6 +236,8 @@ class Config(Section):
     resend: ResendConfig = ResendConfig()
     ses: SesConfig = SesConfig()
     bounces: BouncesConfig = BouncesConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    alerts: AlertsConfig = AlertsConfig()
     web: WebConfig = WebConfig()
     templates: TemplatesConfig = TemplatesConfig()
 

@@ -12,7 +12,9 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Engine, func, insert, literal, select, text, update
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Engine, Executable, Select, func, insert, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -21,8 +23,9 @@ from digest.config import EditionsConfig
 from digest.db import session_scope
 from digest.errors import ConfigError
 from digest.models import Delivery, DeliveryStatus, Edition, EditionPost, EditionStatus, Post
-from digest.timeutil import utcnow
-from subscribers.models import MailingList
+from digest.timeutil import UTCDateTime, utcnow
+from digest.schedule import ListSchedule, local_instant
+from subscribers.models import MailingList, Subscriber
 from subscribers.service import active_recipients
 
 log = logging.getLogger(__name__)
@@ -119,27 +122,30 @@ def edition_posts(session: Session, edition_id: int) -> list[Post]:
 def enqueue(engine: Engine, edition: Edition) -> int:
     """Create one pending delivery per active, unsuppressed subscriber; return how many.
 
-    Runs once per edition: after it, people who join the list wait for the next edition.
+    Runs once per edition: after it, people who join the list wait for the next edition. On a
+    list with per-subscriber time, each delivery waits (``not_before``) until the list's send
+    time on the issue date in the subscriber's own time zone: one INSERT … SELECT per zone.
     """
     with session_scope(engine) as session:
         current = session.get(Edition, edition.id, with_for_update=True)
         assert current is not None
         if current.enqueued_at is not None:
             return 0
-        recipients = active_recipients(edition.list_id).add_columns(
-            literal(edition.id), literal(DeliveryStatus.PENDING.value), literal(0),
-            literal(""), literal(""), literal(""))
-        recipients = recipients.where(literal(True))  # SQLite needs a WHERE before ON CONFLICT
-        columns = ["subscriber_id", "edition_id", "status", "attempts", "claimed_by",
-                   "provider_message_id", "last_error"]
+        mailing_list = session.get(MailingList, edition.list_id)
+        schedule = ListSchedule.of(mailing_list)
         dialect = engine.dialect.name
-        if dialect == "postgresql":
-            statement = postgresql.insert(Delivery).from_select(columns, recipients)
-        elif dialect == "sqlite":
-            statement = sqlite.insert(Delivery).from_select(columns, recipients)
-        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-            statement = insert(Delivery).from_select(columns, recipients)
-        session.execute(statement.on_conflict_do_nothing())
+        if schedule is not None and schedule.per_subscriber_time:
+            zones = session.scalars(select(Subscriber.time_zone).distinct().where(
+                Subscriber.id.in_(active_recipients(edition.list_id).scalar_subquery()))).all()
+            for zone in zones:
+                at = local_instant(edition.issue_date, schedule.send_time,
+                                   _zone_or(zone, schedule.zone))
+                session.execute(_insert_deliveries(
+                    dialect, edition, active_recipients(edition.list_id)
+                    .where(Subscriber.time_zone == zone), not_before=at))
+        else:
+            session.execute(_insert_deliveries(dialect, edition,
+                                               active_recipients(edition.list_id)))
         # rowcount of INSERT … SELECT is not reported by every driver; count the rows instead.
         count = session.scalar(select(func.count()).select_from(Delivery)
                                .where(Delivery.edition_id == edition.id)) or 0
@@ -154,6 +160,30 @@ def enqueue(engine: Engine, edition: Edition) -> int:
             connection.commit()
     log.info("enqueue edition=%d deliveries=%d", edition.id, count)
     return count
+
+
+def _insert_deliveries(dialect: str, edition: Edition, recipients: Select,
+                       not_before: datetime | None = None) -> Executable:
+    rows = recipients.add_columns(
+        literal(edition.id), literal(DeliveryStatus.PENDING.value), literal(0),
+        literal(""), literal(""), literal(""), literal(not_before, UTCDateTime))
+    rows = rows.where(literal(True))  # SQLite needs a WHERE before ON CONFLICT
+    columns = ["subscriber_id", "edition_id", "status", "attempts", "claimed_by",
+               "provider_message_id", "last_error", "not_before"]
+    if dialect == "postgresql":
+        statement = postgresql.insert(Delivery).from_select(columns, rows)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(Delivery).from_select(columns, rows)
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        return insert(Delivery).from_select(columns, rows)
+    return statement.on_conflict_do_nothing()
+
+
+def _zone_or(name: str, default: ZoneInfo) -> ZoneInfo:
+    try:
+        return ZoneInfo(name) if name else default
+    except (ZoneInfoNotFoundError, ValueError):
+        return default   # checked when stored; a zone since removed from tzdata falls back
 
 
 def finish_if_done(engine: Engine, edition_id: int) -> bool:

@@ -69,7 +69,8 @@ class SendReport:
 
 def send_edition(app: App, list_slug: str, issue_date: date, *,
                  progress: ProgressListener | None = None,
-                 now: datetime | None = None) -> SendReport:
+                 now: datetime | None = None,
+                 stop: threading.Event | None = None) -> SendReport:
     """Plan the list's edition for ``issue_date`` (if new posts), enqueue and deliver it."""
     mailing_list = app.subscribers.get_list(list_slug)
     report = SendReport(list_slug, issue_date)
@@ -84,7 +85,7 @@ def send_edition(app: App, list_slug: str, issue_date: date, *,
     report.edition_id, report.created = edition.id, plan.created
     report.post_count, report.left_out = plan.post_count, plan.left_out
     report.enqueued = enqueue(app.engine, edition)
-    report.stats = app.deliverer(progress=progress).run(edition_ids=[edition.id])
+    report.stats = app.deliverer(progress=progress).run(edition_ids=[edition.id], stop=stop)
     finish_if_done(app.engine, edition.id)
     with Session(app.engine) as session:
         report.counts = delivery_counts(session, edition.id)

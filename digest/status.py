@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlmodel import Session
 
 from digest.app import App
-from digest.models import Delivery, Edition, EditionPost, SourceState
+from digest.errors import DigestError
+from digest.models import Delivery, Edition, EditionPost, ScheduleRun, SourceState
+from digest.schedule import ListSchedule, parse_zone
+from digest.timeutil import utcnow
 from subscribers.models import MailingList
 
 
@@ -32,9 +36,40 @@ class EditionRow:
 
 
 @dataclass(frozen=True)
+class ListRow:
+    slug: str
+    schedule: str
+    next_run: str
+    last_run: str
+
+
+@dataclass(frozen=True)
 class StatusReport:
     sources: list[SourceRow]
     editions: list[EditionRow]
+    lists: list[ListRow]
+
+
+def next_run_of(app: App, mailing_list: MailingList, now: datetime | None = None) -> str:
+    """When `digest schedule` next sends the list, in UTC and in the list's zone."""
+    try:
+        schedule = ListSchedule.of(mailing_list)
+    except DigestError as exc:
+        return f"invalid schedule: {exc.message}"
+    if schedule is None:
+        return "-"
+    zones = []
+    if schedule.per_subscriber_time:
+        for name in app.subscribers.time_zones_of(schedule.list_id):
+            try:
+                zones.append(parse_zone(name))
+            except DigestError:
+                continue
+    slot = schedule.next_slot(now or utcnow(), zones)
+    if slot is None:
+        return "-"
+    local = slot.at.astimezone(schedule.zone)
+    return f"{slot.at:%Y-%m-%d %H:%M} UTC ({local:%a %H:%M %Z})"
 
 
 def gather(app: App, *, editions: int = 10) -> StatusReport:
@@ -67,4 +102,15 @@ def gather(app: App, *, editions: int = 10) -> StatusReport:
         edition_rows = [EditionRow(edition.id, slug, edition.issue_date.isoformat(),
                                    edition.status, posts.get(edition.id, 0), counts[edition.id])
                         for edition, slug in recent]
-    return StatusReport(source_rows, edition_rows)
+        lists = session.scalars(select(MailingList).order_by(MailingList.slug)).all()
+        last_runs = {run.list_id: run for run in session.scalars(
+            select(ScheduleRun).order_by(ScheduleRun.issue_date, ScheduleRun.id))}
+    from subscribers.cli import describe_schedule
+
+    list_rows = []
+    for mailing_list in lists:
+        run = last_runs.get(mailing_list.id)
+        last = f"{run.issue_date} {run.status}" if run else "-"
+        list_rows.append(ListRow(mailing_list.slug, describe_schedule(mailing_list),
+                                 next_run_of(app, mailing_list), last))
+    return StatusReport(source_rows, edition_rows, list_rows)

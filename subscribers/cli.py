@@ -26,6 +26,22 @@ def _consoles():  # noqa: ANN202
     return out, err
 
 
+TimeOption = Annotated[Optional[str], typer.Option(
+    "--time", help="Send time, HH:MM in the list's time zone (\"\" to unschedule).")]
+ZoneOption = Annotated[Optional[str], typer.Option(
+    "--timezone", help="IANA time zone of the send time, e.g. Europe/London.")]
+DaysOption = Annotated[Optional[str], typer.Option(
+    "--days", help="daily, mon-fri, sat-sun or a list like mon,wed,fri.")]
+LeadOption = Annotated[Optional[int], typer.Option(
+    "--lead", help="Collect this many minutes before sending (0: just before).")]
+LocalTimeOption = Annotated[Optional[bool], typer.Option(
+    "--per-subscriber-time/--list-time",
+    help="Send at the time in each subscriber's own time zone.")]
+AlertOption = Annotated[Optional[bool], typer.Option(
+    "--alert-on-empty/--no-alert-on-empty",
+    help="Mail the admins when a scheduled run finds no new posts.")]
+
+
 @lists_app.command("create")
 def create_list(
     ctx: typer.Context,
@@ -34,21 +50,62 @@ def create_list(
     name: Annotated[str, typer.Option(help="The list's name as readers see it.")],
     exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Succeed quietly if the list "
                                                               "exists.")] = False,
+    send_time: TimeOption = None, time_zone: ZoneOption = None, days: DaysOption = None,
+    lead: LeadOption = None, per_subscriber_time: LocalTimeOption = None,
+    alert_on_empty: AlertOption = None,
 ) -> None:
-    """Create a mailing list."""
+    """Create a mailing list, optionally with its schedule."""
     out, _ = _consoles()
-    mailing_list, created = _state(ctx).subscribers.create_list(slug, name, exist_ok=exist_ok)
+    mailing_list, created = _state(ctx).subscribers.create_list(
+        slug, name, exist_ok=exist_ok, send_time=send_time, time_zone=time_zone, days=days,
+        lead_minutes=lead, per_subscriber_time=per_subscriber_time,
+        alert_on_empty=alert_on_empty)
     out.print(f"{'Created' if created else 'Kept the existing'} list {mailing_list.slug} "
-              f"({mailing_list.name}).")
+              f"({mailing_list.name}); {describe_schedule(mailing_list)}.")
+
+
+@lists_app.command("update")
+def update_list(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The list's slug.")],
+    name: Annotated[Optional[str], typer.Option(help="A new name.")] = None,
+    send_time: TimeOption = None, time_zone: ZoneOption = None, days: DaysOption = None,
+    lead: LeadOption = None, per_subscriber_time: LocalTimeOption = None,
+    alert_on_empty: AlertOption = None,
+) -> None:
+    """Change a list's name or schedule; a running `digest schedule` picks it up."""
+    out, _ = _consoles()
+    mailing_list = _state(ctx).subscribers.update_list(
+        slug, name=name, send_time=send_time, time_zone=time_zone, days=days,
+        lead_minutes=lead, per_subscriber_time=per_subscriber_time,
+        alert_on_empty=alert_on_empty)
+    out.print(f"Updated list {mailing_list.slug} ({mailing_list.name}); "
+              f"{describe_schedule(mailing_list)}.")
+
+
+def describe_schedule(mailing_list: object) -> str:
+    if not getattr(mailing_list, "send_time", ""):
+        return "not scheduled"
+    text = (f"sends {mailing_list.days} at {mailing_list.send_time} "  # type: ignore[attr-defined]
+            f"{'in each subscriber’s time zone (default ' if mailing_list.per_subscriber_time else ''}"  # type: ignore[attr-defined]
+            f"{mailing_list.time_zone}"  # type: ignore[attr-defined]
+            f"{')' if mailing_list.per_subscriber_time else ''}")  # type: ignore[attr-defined]
+    if mailing_list.collect_lead_minutes:  # type: ignore[attr-defined]
+        text += f", collecting {mailing_list.collect_lead_minutes} min before"  # type: ignore[attr-defined]
+    return text
 
 
 @lists_app.command("list")
 def list_lists(ctx: typer.Context) -> None:
-    """Show every list with its subscriber counts."""
+    """Show every list with its schedule, next run and subscriber counts."""
+    from digest.status import next_run_of
+
     out, _ = _consoles()
-    table = Table("slug", "name", "active", "unsubscribed")
-    for mailing_list, active, gone in _state(ctx).subscribers.lists_with_counts():
-        table.add_row(mailing_list.slug, mailing_list.name, str(active), str(gone))
+    application = _state(ctx)
+    table = Table("slug", "name", "schedule", "next run", "active", "unsubscribed")
+    for mailing_list, active, gone in application.subscribers.lists_with_counts():
+        table.add_row(mailing_list.slug, mailing_list.name, describe_schedule(mailing_list),
+                      next_run_of(application, mailing_list), str(active), str(gone))
     out.print(table)
 
 
@@ -59,10 +116,13 @@ def add(
     list_slug: ListOption,
     name: Annotated[Optional[str], typer.Option(help="Display name.")] = None,
     tier: Annotated[Optional[str], typer.Option(help="Access tier (see [tiers]).")] = None,
+    time_zone: Annotated[Optional[str], typer.Option(
+        "--timezone", help="The subscriber's IANA time zone (for per-subscriber time).")] = None,
 ) -> None:
     """Add a subscriber to a list; adding an existing address updates it."""
     out, err = _consoles()
-    result = _state(ctx).subscribers.add(email, list_slug=list_slug, name=name, tier=tier)
+    result = _state(ctx).subscribers.add(email, list_slug=list_slug, name=name, tier=tier,
+                                         time_zone=time_zone)
     who = result.subscriber
     verb = "Added" if result.created else "Updated"
     out.print(f"{verb} {who.email} (tier {who.tier}) on {list_slug}."

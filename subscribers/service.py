@@ -22,13 +22,14 @@ from digest.errors import InputError, NotFoundError
 from digest.models import Delivery, Edition
 from digest.timeutil import utcnow
 from subscribers.models import MailingList, Subscriber, Subscription, Suppression
+from digest.schedule import describe_days, parse_days, parse_time, parse_zone
 from subscribers.validation import check_slug, check_tier, clean_name, normalise_email
 
 ACTIVE = "active"
 UNSUBSCRIBED = "unsubscribed"
 IMPORT_BATCH = 1000
 # status and subscribed_at are what the export adds; status is read, subscribed_at ignored.
-IMPORT_COLUMNS = ("email", "name", "tier", "status")
+IMPORT_COLUMNS = ("email", "name", "tier", "timezone", "status")
 
 
 @dataclass
@@ -49,6 +50,16 @@ class ImportReport:
     unsubscribed: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _ImportRow:
+    line: int
+    address: str
+    name: str | None
+    tier: str | None
+    time_zone: str | None
+    unsubscribed: bool
 
 
 @dataclass(frozen=True)
@@ -80,7 +91,9 @@ class SubscriberService:
 
     # -- lists ---------------------------------------------------------------------------
 
-    def create_list(self, slug: str, name: str, *, exist_ok: bool = False) -> tuple[MailingList, bool]:
+    def create_list(self, slug: str, name: str, *, exist_ok: bool = False,
+                    **schedule: object) -> tuple[MailingList, bool]:
+        """Create a list (with an optional schedule, see :meth:`update_list`)."""
         check_slug(slug)
         name = clean_name(name) or slug
         with session_scope(self.engine) as session:
@@ -89,11 +102,54 @@ class SubscriberService:
                 if exist_ok:
                     return existing, False
                 raise InputError(f"a list {slug!r} already exists",
-                                 hint="pick another slug, or pass --exist-ok")
+                                 hint="pick another slug, or pass --exist-ok; "
+                                      "`digest lists update` changes one")
             mailing_list = MailingList(slug=slug, name=name)
             session.add(mailing_list)
             session.flush()
-            return mailing_list, True
+        if any(value is not None for value in schedule.values()):
+            return self.update_list(slug, **schedule), True  # type: ignore[arg-type]
+        return mailing_list, True
+
+    def update_list(self, slug: str, *, name: str | None = None, send_time: str | None = None,
+                    time_zone: str | None = None, days: str | None = None,
+                    lead_minutes: int | None = None, per_subscriber_time: bool | None = None,
+                    alert_on_empty: bool | None = None) -> MailingList:
+        """Change a list's name or schedule; send_time "" unschedules it. Values are checked
+        and stored in one canonical form ("07:00", "Europe/London", "mon-fri")."""
+        changes: dict[str, object] = {}
+        if name is not None:
+            changes["name"] = clean_name(name) or slug
+        if send_time is not None:
+            changes["send_time"] = _canonical_time(send_time) if send_time else ""
+        if time_zone is not None:
+            changes["time_zone"] = parse_zone(time_zone).key
+        if days is not None:
+            changes["days"] = describe_days(parse_days(days))
+        if lead_minutes is not None:
+            if not 0 <= lead_minutes <= 24 * 60:
+                raise InputError(f"a lead of {lead_minutes} minutes is out of range",
+                                 hint="give 0 to 1440 minutes")
+            changes["collect_lead_minutes"] = lead_minutes
+        if per_subscriber_time is not None:
+            changes["per_subscriber_time"] = per_subscriber_time
+        if alert_on_empty is not None:
+            changes["alert_on_empty"] = alert_on_empty
+        with session_scope(self.engine) as session:
+            mailing_list = self.get_list(slug, session)
+            for key, value in changes.items():
+                setattr(mailing_list, key, value)
+            session.add(mailing_list)
+            return mailing_list
+
+    def time_zones_of(self, list_id: int) -> list[str]:
+        """The time zones of a list's active subscribers who gave one."""
+        with Session(self.engine) as session:
+            return list(session.scalars(
+                select(Subscriber.time_zone).distinct()
+                .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+                .where(Subscription.list_id == list_id, Subscription.status == ACTIVE,
+                       Subscriber.time_zone != "")))
 
     def lists_with_counts(self) -> list[tuple[MailingList, int, int]]:
         """Each list with its active and unsubscribed subscriber counts."""
@@ -123,18 +179,21 @@ class SubscriberService:
     # -- subscribers ---------------------------------------------------------------------
 
     def add(self, email: str, *, list_slug: str, name: str | None = None,
-            tier: str | None = None) -> AddResult:
+            tier: str | None = None, time_zone: str | None = None) -> AddResult:
         """Add (or update) a subscriber and make sure they are subscribed to the list."""
         address, key = normalise_email(email, check_deliverability=self.check_deliverability)
         clean = clean_name(name) if name is not None else None
         chosen_tier = check_tier(tier, self.tiers) if tier is not None else None
+        zone = (parse_zone(time_zone).key if time_zone else "") if time_zone is not None \
+            else None
         with session_scope(self.engine) as session:
             mailing_list = self.get_list(list_slug, session)
             subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
             created = subscriber is None
             if subscriber is None:
                 subscriber = Subscriber(email=address, email_key=key, name=clean or "",
-                                        tier=chosen_tier or self.default_tier)
+                                        tier=chosen_tier or self.default_tier,
+                                        time_zone=zone or "")
                 session.add(subscriber)
                 session.flush()
             else:
@@ -143,6 +202,8 @@ class SubscriberService:
                     subscriber.name = clean
                 if chosen_tier is not None:
                     subscriber.tier = chosen_tier
+                if zone is not None:
+                    subscriber.time_zone = zone
                 subscriber.updated_at = utcnow()
             resubscribed = _subscribe(session, mailing_list.id, subscriber.id, reactivate=True)
             suppression = session.scalar(select(Suppression).where(Suppression.email_key == key))
@@ -161,7 +222,7 @@ class SubscriberService:
         report = ImportReport()
         with Session(self.engine) as session:
             list_id = self.get_list(list_slug, session).id
-        batch: dict[str, tuple[int, str, str | None, str | None, bool]] = {}
+        batch: dict[str, _ImportRow] = {}
         # Every address seen in the file and its line, not only the current batch's: a
         # duplicate 1000 rows further down must be reported too, not silently overwrite.
         seen: dict[str, int] = {}
@@ -172,6 +233,8 @@ class SubscriberService:
                 name = clean_name(_csv_unsafe(row["name"])) if row.get("name") is not None else None
                 raw_tier = (row.get("tier") or "").strip()
                 tier = check_tier(raw_tier, self.tiers) if raw_tier else None
+                raw_zone = (row.get("timezone") or "").strip()
+                zone = parse_zone(raw_zone).key if raw_zone else None
                 status = (row.get("status") or "").strip().lower()
                 if status not in ("", ACTIVE, UNSUBSCRIBED):
                     raise InputError(f"unknown status {status!r}; the status column may say "
@@ -184,7 +247,7 @@ class SubscriberService:
                                             "kept the first"))
                 continue
             seen[key] = line
-            batch[key] = (line, address, name, tier, status == UNSUBSCRIBED)
+            batch[key] = _ImportRow(line, address, name, tier, zone, status == UNSUBSCRIBED)
             if len(batch) >= IMPORT_BATCH:
                 self._store_batch(list_id, batch, report, resubscribe)
                 batch = {}
@@ -236,27 +299,29 @@ class SubscriberService:
                     continue
                 yield start, row
 
-    def _store_batch(self, list_id: int,
-                     batch: dict[str, tuple[int, str, str | None, str | None, bool]],
-                     report: ImportReport, resubscribe: bool) -> None:
+    def _store_batch(self, list_id: int, batch: dict[str, _ImportRow], report: ImportReport,
+                     resubscribe: bool) -> None:
         with session_scope(self.engine) as session:
             existing = {s.email_key: s for s in session.scalars(
                 select(Subscriber).where(Subscriber.email_key.in_(list(batch))))}
             now = utcnow()
-            for key, (_line, address, name, tier, _gone) in batch.items():
+            for key, row in batch.items():
                 subscriber = existing.get(key)
                 if subscriber is None:
-                    subscriber = Subscriber(email=address, email_key=key, name=name or "",
-                                            tier=tier or self.default_tier)
+                    subscriber = Subscriber(email=row.address, email_key=key,
+                                            name=row.name or "", tier=row.tier or self.default_tier,
+                                            time_zone=row.time_zone or "")
                     session.add(subscriber)
                     existing[key] = subscriber
                     report.added += 1
                     continue
                 changed = False
-                if name is not None and name != subscriber.name:
-                    subscriber.name, changed = name, True
-                if tier is not None and tier != subscriber.tier:
-                    subscriber.tier, changed = tier, True
+                if row.name is not None and row.name != subscriber.name:
+                    subscriber.name, changed = row.name, True
+                if row.tier is not None and row.tier != subscriber.tier:
+                    subscriber.tier, changed = row.tier, True
+                if row.time_zone is not None and row.time_zone != subscriber.time_zone:
+                    subscriber.time_zone, changed = row.time_zone, True
                 if changed:
                     subscriber.updated_at = now
                     report.updated += 1
@@ -269,7 +334,7 @@ class SubscriberService:
                                            Subscription.subscriber_id.in_(ids)))}
             for key, subscriber in existing.items():
                 subscription = subscriptions.get(subscriber.id)
-                if batch[key][4]:  # the file says this person left the list
+                if batch[key].unsubscribed:  # the file says this person left the list
                     if subscription is None:
                         session.add(Subscription(list_id=list_id, subscriber_id=subscriber.id,
                                                  status=UNSUBSCRIBED, unsubscribed_at=now))
@@ -400,6 +465,11 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list; "-2+3" is a f
 # A value that itself starts with the quote is quoted once more, so that the import, which
 # takes one quote off, gives back exactly what was exported ("'=x" must not come back "=x").
 _QUOTED_STARTS = (*FORMULA_STARTS, "'")
+
+
+def _canonical_time(text: str) -> str:
+    at = parse_time(text)
+    return f"{at:%H:%M}" if not at.second else f"{at:%H:%M:%S}"
 
 
 def _csv_safe(value: str) -> str:
