@@ -33,8 +33,8 @@ class Alerts:
         subject = one_line(f"[{self.site_name} digest] {subject}")
         transport: Transport = self._transports()  # type: ignore[operator]
         try:
-            results = transport.send([self._message(n, to, subject, body)
-                                      for n, to in enumerate(self.recipients)])
+            results = transport.send([self._message(to, subject, body)
+                                      for to in self.recipients])
         except Exception as exc:  # an alert must not turn one failure into two
             log.error("alert could not be sent: %s", exc)
             return 0
@@ -44,7 +44,7 @@ class Alerts:
         log.info("alert subject=%r sent=%d of %d", subject, accepted, len(self.recipients))
         return accepted
 
-    def _message(self, number: int, to: str, subject: str, body: str) -> OutgoingMessage:
+    def _message(self, to: str, subject: str, body: str) -> OutgoingMessage:
         envelope_from = parseaddr(self.sender)[1]
         mime = EmailMessage(policy=SMTP)
         mime["From"] = self.sender
@@ -56,7 +56,7 @@ class Alerts:
         raw = mime.as_bytes()
         html = "<pre>" + body.replace("&", "&amp;").replace("<", "&lt;") + "</pre>"
         return OutgoingMessage(
-            delivery_id=-(number + 1), envelope_from=envelope_from, to_address=to, to_name="",
+            delivery_id=0, envelope_from=envelope_from, to_address=to, to_name="",
             from_header=self.sender, subject=subject,
             headers={"Message-ID": mime["Message-ID"]}, tag="alert",
             _build_raw=lambda: raw, _build_html=lambda: html, _build_text=lambda: body)

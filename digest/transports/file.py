@@ -11,6 +11,8 @@ import json
 import os
 import re
 import tempfile
+import uuid
+from datetime import UTC, datetime
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,7 +40,10 @@ class FileTransport:
             folder = self.outbox / _safe(message.tag or "messages")
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                stem = f"{message.delivery_id:07d}-{_safe(message.to_address)}"
+                # Messages that are not deliveries (alerts) have no id of their own.
+                number = (f"{message.delivery_id:07d}" if message.delivery_id > 0 else
+                          f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}")
+                stem = f"{number}-{_safe(message.to_address)}"
                 _write_atomic(folder / f"{stem}.eml", message.raw)
                 _write_atomic(folder / f"{stem}.html", message.html.encode("utf-8"))
             except OSError as exc:
