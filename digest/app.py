@@ -91,8 +91,9 @@ class App:
     def unsubscribe_signer(self) -> TokenSigner:
         return TokenSigner(self.secret_key, max_age_days=self.config.web.link_max_age_days)
 
-    def unsubscribe_url(self, subscriber_id: int, list_id: int) -> str:
-        token = self.unsubscribe_signer.sign(subscriber_id, list_id)
+    def unsubscribe_url(self, subscriber_id: int, list_id: int,
+                        issued_at: int | None = None) -> str:
+        token = self.unsubscribe_signer.sign(subscriber_id, list_id, issued_at=issued_at)
         return f"{self.config.web.base_url}/unsubscribe/{token}"
 
     # -- content -------------------------------------------------------------------------

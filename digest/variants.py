@@ -58,6 +58,7 @@ class EditionContent:
     list_id: int
     list_slug: str
     list_name: str
+    issued_at: int | None = None       # the edition's time: links are the same on every retry
 
     @property
     def tag(self) -> str:
@@ -74,15 +75,16 @@ def load_edition(engine: Engine, edition_id: int) -> EditionContent:
         posts = tuple(edition_posts(session, edition_id))
         for post in posts:
             session.expunge(post)
-    return draft_content(edition_id, edition.issue_date, edition.subject, mailing_list, posts)
+    return draft_content(edition_id, edition.issue_date, edition.subject, mailing_list, posts,
+                         issued_at=int(edition.created_at.timestamp()))
 
 
 def draft_content(edition_id: int, issue_date: date, subject: str, mailing_list: MailingList,
-                  posts: Sequence[Post]) -> EditionContent:
+                  posts: Sequence[Post], *, issued_at: int | None = None) -> EditionContent:
     view = EditionView(edition_id or None, issue_date, subject, mailing_list.name,
                        mailing_list.slug)
     return EditionContent(edition_id, view, tuple(posts), mailing_list.id, mailing_list.slug,
-                          mailing_list.name)
+                          mailing_list.name, issued_at)
 
 
 class EditionMessages:
@@ -90,7 +92,7 @@ class EditionMessages:
 
     def __init__(self, *, engine: Engine | None, renderer: Renderer, access: AccessRules,
                  builder_options: Mapping[str, object],
-                 unsubscribe_url: Callable[[int, int], str]) -> None:
+                 unsubscribe_url: Callable[[int, int, int | None], str]) -> None:
         self.engine = engine
         self.renderer = renderer
         self.access = access
@@ -135,11 +137,12 @@ class EditionMessages:
         log.info("render edition=%s variant=%s full=%d teasers=%d shortened=%d bytes=%d",
                  edition_id, key, variant.full, variant.teasers, variant.shortened,
                  variant.html_bytes)
-        list_id = content.list_id
+        list_id, issued = content.list_id, content.issued_at
         builder = MessageBuilder(
             variant=variant, list_name=content.list_name, list_slug=content.list_slug,
             edition_id=edition_id, tag=content.tag,
-            unsubscribe_url=lambda subscriber_id: self.unsubscribe_url(subscriber_id, list_id),
+            unsubscribe_url=lambda subscriber_id: self.unsubscribe_url(subscriber_id, list_id,
+                                                                       issued),
             **self.builder_options)  # type: ignore[arg-type]
         self._builders[(edition_id, key)] = builder
         return builder

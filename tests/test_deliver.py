@@ -241,3 +241,18 @@ def test_transient_smtp_failures_are_all_delivered_after_retries(tmp_path, sqlit
     assert received == sorted(emails)
     assert {r.status for r in deliveries(app).values()} == {"sent"}
 
+
+
+def test_a_message_built_again_later_is_the_same_so_retries_can_be_deduplicated(tmp_path,
+                                                                              sqlite_url):
+    import time_machine
+
+    app = an_app(tmp_path, sqlite_url)
+    an_edition(app, "a@example.com")
+    [claimed] = DeliveryQueue(app.engine, worker_id="w", retry=RetryPolicy()).claim(1)
+    first = app.edition_messages()(claimed)
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=5)):
+        again = app.edition_messages()(claimed)
+    assert (again.html, again.text, again.headers) == (first.html, first.text, first.headers)
+    token = first.headers["List-Unsubscribe"].split("/unsubscribe/")[1].split(">")[0]
+    assert app.unsubscribe_signer.verify(token).subscriber_id == claimed.subscriber_id

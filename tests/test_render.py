@@ -344,7 +344,7 @@ def edition_messages(*contents: EditionContent) -> EditionMessages:
         engine=None, renderer=Renderer(ENV, SITE), access=access,
         builder_options={"sender": "Ledger Digest <digest@news.example.com>",
                          "list_id_domain": "digest.example.com"},
-        unsubscribe_url=lambda subscriber, list_id:
+        unsubscribe_url=lambda subscriber, list_id, issued_at=None:
             f"https://digest.example.com/unsubscribe/{subscriber}.{list_id}")
     for content in contents:
         messages.add_content(content)
