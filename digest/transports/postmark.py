@@ -20,6 +20,9 @@ import json
 import logging
 import re
 from collections.abc import Iterator, Sequence
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
+from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -99,7 +102,7 @@ class PostmarkTransport:
     def message_json(self, message: OutgoingMessage) -> dict[str, Any]:
         """One element of the batch array (field names are Postmark's, case-sensitive)."""
         item: dict[str, Any] = {
-            "From": message.from_header,
+            "From": api_sender(message.from_header),
             "To": display_address(message.to_name, message.to_address),
             "Subject": message.subject,
             "HtmlBody": message.html,
@@ -246,12 +249,29 @@ class PostmarkTransport:
         return [SendResult.failed(m, error, hard_bounce=hard) for m in messages]
 
 
+def api_sender(from_header: str) -> str:
+    """``[delivery] from`` as a JSON API takes it: the display name in plain Unicode.
+
+    ``from_header`` is the MIME header value, where a non-ASCII name is RFC 2047 encoded
+    words; an API that builds the MIME itself would otherwise show them literally.
+    """
+    name, address = parseaddr(from_header)
+    if not address or "=?" not in name:
+        return from_header
+    try:
+        decoded = str(make_header(decode_header(name)))
+    except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
+        return from_header
+    return display_address("".join(c if c.isprintable() else " " for c in decoded), address)
+
+
 def display_address(name: str, address: str) -> str:
     """``Name <address>`` for an address list; the name quoted when it needs to be."""
     if not name:
         return address
-    if _PLAIN_NAME.fullmatch(name) and name.strip() == name:
+    if _PLAIN_NAME.fullmatch(name) and name.strip() == name and "=?" not in name:
         return f"{name} <{address}>"
+    # Quoted, a name that looks like an RFC 2047 encoded word is shown as it is written.
     quoted = name.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{quoted}" <{address}>'
 
