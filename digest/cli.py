@@ -4,7 +4,9 @@ exit code (see ``digest.errors``), tracebacks only with ``--debug``."""
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -211,6 +213,20 @@ def print_dry_run(report) -> None:  # noqa: ANN001 - jobs.SendReport
     out.print(f"{report.enqueued} messages would be sent. Nothing was written.")
 
 
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the sends in flight finish and are recorded first."""
+    stop = threading.Event()
+
+    def finish(signum: int, _frame: object) -> None:
+        err.print(f"{signal.Signals(signum).name}: finishing the sends in flight, then "
+                  "stopping", markup=False)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, finish)
+    return stop
+
+
 @app.command()
 def worker(
     ctx: typer.Context,
@@ -224,22 +240,11 @@ def worker(
 ) -> None:
     """Drain pending deliveries and exit when done. Any number of workers, on any number of
     machines, may share one PostgreSQL database and one edition."""
-    import signal
-    import threading
-
     from digest import jobs
     from digest.progress import delivery_progress
 
     application = state(ctx).ready_app()
-    stop = threading.Event()
-
-    def finish_in_flight(signum: int, _frame: object) -> None:
-        err.print(f"{signal.Signals(signum).name}: finishing the batches in flight, then "
-                  "stopping", markup=False)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, finish_in_flight)
-    signal.signal(signal.SIGINT, finish_in_flight)
+    stop = stop_on_signals()
     with delivery_progress(err, enabled=not forever) as progress:
         stats = jobs.work(application, list_slug=list_slug, concurrency=concurrency,
                           forever=forever, stop=stop, progress=progress)
@@ -287,19 +292,8 @@ def schedule_command(ctx: typer.Context) -> None:
     """Run the scheduler in the foreground: each list at its own time, exactly once, however
     many schedulers share the database. SIGTERM or SIGINT finishes the sends in flight,
     records them, and exits."""
-    import signal
-    import threading
-
     application = state(ctx).ready_app()
-    stop = threading.Event()
-
-    def finish(signum: int, _frame: object) -> None:
-        err.print(f"{signal.Signals(signum).name}: finishing the sends in flight, then "
-                  "stopping", markup=False)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, finish)
-    signal.signal(signal.SIGINT, finish)
+    stop = stop_on_signals()
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("digest").setLevel(logging.INFO)   # one line per run, always
     scheduler = _start_scheduler(application)
