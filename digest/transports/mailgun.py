@@ -37,6 +37,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from email.header import Header
 from email.utils import formataddr
 from typing import TYPE_CHECKING, Any
 
@@ -141,7 +142,7 @@ def build_fields(group: Sequence[OutgoingMessage]) -> list[tuple[str, str]]:
         html = _join(first.html_template, "h_")
         text = _join(first.text_template, "t_")
     fields: list[tuple[str, str]] = [("from", first.from_header)]
-    fields += [("to", formataddr((m.to_name, m.to_address), charset="utf-8")) for m in group]
+    fields += [("to", _address(m.to_name, m.to_address)) for m in group]
     fields += [("subject", first.subject), ("text", text), ("html", html)]
     headers = first.headers
     if own:
@@ -240,6 +241,18 @@ def results_after(exc: TransportError, failed: Sequence[OutgoingMessage],
 
 
 # -- values -----------------------------------------------------------------------------
+
+
+def _address(name: str, address: str) -> str:
+    """``Name <address>`` as the To header should read. A name that is not ASCII, or that holds
+    ``=?`` (which readers would decode as an encoded word), is written as RFC 2047 encoded
+    words, on one line."""
+    if not name:
+        return address
+    if name.isascii() and "=?" not in name:
+        return formataddr((name, address))
+    words = Header(name, "utf-8", header_name="To").encode(linesep="\n").replace("\n", "")
+    return f"{words} <{address}>"
 
 
 def _tag(tag: str) -> str:

@@ -53,6 +53,7 @@ _PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)(?:\.|$)")
 # Fields about the address itself: the recipient's address is not usable, ever.
 _ADDRESS_FIELD = re.compile(r"^personalizations\.\d+\.to(?:\.\d+(?:\.email)?)?$")
 _NONCE_HEX = 16
+_NAME_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
 _CATEGORY_UNSAFE = re.compile(r"[^A-Za-z0-9 ._:-]+")
 
 
@@ -207,7 +208,7 @@ def _personalization(message: OutgoingMessage, substitutions: dict[str, str]
                      ) -> dict[str, Any]:
     to: dict[str, str] = {"email": message.to_address}
     if message.to_name:
-        to["name"] = message.to_name
+        to["name"] = recipient_name(message.to_name)
     item: dict[str, Any] = {"to": [to]}
     if substitutions:
         item["substitutions"] = substitutions
@@ -369,6 +370,18 @@ def _address_object(header: str) -> dict[str, str] | None:
     if name:
         result["name"] = str(make_header(decode_header(name))) if "=?" in name else name
     return result
+
+
+def recipient_name(name: str) -> str:
+    """A recipient's name as SendGrid needs it: one with a comma, semicolon or other RFC 5322
+    special in a quoted string. SendGrid puts the name into the To header as it is, and an
+    unquoted "Doe, Jane" is read as two addresses: the message is dropped as "Invalid"
+    (sendgrid/sendgrid-python#291 and #578, sendgrid/sendgrid-ruby#394; sendgrid-python's
+    ``Email.name`` quotes names with a comma or semicolon). We quote on every special and
+    escape quotes and backslashes inside, as RFC 5322 writes a quoted string."""
+    if not _NAME_SPECIALS.search(name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _category(tag: str) -> str:

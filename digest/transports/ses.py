@@ -46,7 +46,8 @@ SEND_PATH = "/v2/email/outbound-emails"
 SIGNING_NAME = "ses"
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 MAX_TAG_LENGTH = 256
-INSTALL_HINT = 'install the SES extra: pip install "newsroom-digest[ses]" (or: pip install botocore)'
+INSTALL_HINT = ('install the SES extra: pip install "newsroom-digest[ses]" '
+                '(or: pip install botocore)')
 
 # Error types (without their namespace) and what they mean for us.
 _FAILS_MESSAGE = frozenset({"MessageRejected", "BadRequestException"})
@@ -64,9 +65,10 @@ _ACCOUNT = {
                          "configuration_set and region",
 }
 _CREDENTIALS = frozenset({"UnrecognizedClientException", "InvalidSignatureException",
-                          "SignatureDoesNotMatch", "IncompleteSignature", "IncompleteSignatureException",
-                          "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
-                          "AccessDeniedException", "MissingAuthenticationToken"})
+                          "SignatureDoesNotMatch", "IncompleteSignature",
+                          "IncompleteSignatureException", "InvalidClientTokenId",
+                          "ExpiredToken", "ExpiredTokenException", "AccessDeniedException",
+                          "MissingAuthenticationToken"})
 
 
 class SigV4(httpx.Auth):

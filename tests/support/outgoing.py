@@ -1,0 +1,91 @@
+"""Real outgoing messages for transport tests, and an edition with free and client readers.
+
+Messages are built by the production path — Renderer (Jinja2 + premailer), EditionMessages,
+MessageBuilder — so a transport sees exactly what the morning job hands it: split templates
+shared by every message of a variant, and each subscriber's escaped and raw values.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from digest.app import App
+from digest.editions import enqueue, plan_edition
+from digest.message import Recipient
+from digest.render import Renderer, SiteView, make_environment
+from digest.transports.base import OutgoingMessage
+from digest.variants import AccessRules, EditionMessages
+from support.builders import a_post, an_edition, an_entry, stored_posts
+
+SIGNIN = "https://news.example.com/signin"
+SENDER = "Ledger Digest <digest@news.example.com>"
+REPLY_TO = "Letters Desk <letters@news.example.com>"
+MEMBERS_ONLY = "Second paragraph, for subscribers only."
+TODAY = date(2026, 11, 25)
+
+# Names that have broken personalisation: escaping (the HTML part gets &amp; &lt; &#x27;, the
+# text part the raw value), encodings, quoting, and text that looks like a provider's tags.
+TRICKY_NAMES = [
+    "Ada Lovelace",
+    "O'Brien & <Sons>",
+    'Quote " and back\\slash',
+    "Zoë Ünïcode-Müller",
+    "🦊 Fox",
+    "李小龍",
+    "Doe, Jane (retired)",
+    "-name- %name% {{name}}",
+    "=?utf-8?q?Mallory?=",
+    "",
+]
+
+
+def edition_messages(*posts: object, edition_id: int = 42) -> EditionMessages:
+    """A message factory for one unsaved edition (no database)."""
+    renderer = Renderer(make_environment(), SiteView("Lanternport Ledger",
+                                                     "https://news.example.com", SIGNIN))
+    access = AccessRules({"free": "teaser", "client": "full"}, frozenset({"Free"}), SIGNIN)
+    factory = EditionMessages(
+        engine=None, renderer=renderer, access=access,
+        builder_options={"sender": SENDER, "reply_to": REPLY_TO,
+                         "list_id_domain": "digest.example.com",
+                         "unsubscribe_mailto": "unsubscribe@news.example.com",
+                         "greeting_fallback": "there"},
+        unsubscribe_url=lambda subscriber_id, list_id, *stamp:
+            f"https://digest.example.com/unsubscribe/{subscriber_id}.{list_id}.s1g?a=1&b='q'")
+    factory.add_content(an_edition(*(posts or (
+        a_post(title="Harbour dues rise",
+               body_html=f"<p>The council met.</p><p>{MEMBERS_ONLY}</p>"),
+        a_post(title="Storm warning", categories=["Free"],
+               body_html="<p>Gusts of 90 km/h.</p><p>Stay in.</p>"))),
+        edition_id=edition_id))
+    return factory
+
+
+def a_message(factory: EditionMessages, number: int, *, tier: str = "free",
+              name: str | None = None, email: str | None = None,
+              edition_id: int = 42) -> OutgoingMessage:
+    return factory.build(edition_id, tier, Recipient(
+        delivery_id=number, subscriber_id=number,
+        email=email or f"reader{number}@example.org",
+        name=f"Reader {number}" if name is None else name))
+
+
+def some_messages(factory: EditionMessages, count: int, *, tier: str = "free",
+                  first: int = 1) -> list[OutgoingMessage]:
+    return [a_message(factory, n, tier=tier) for n in range(first, first + count)]
+
+
+def an_edition_for_tiers(app: App, *, free: list[str], client: list[str],
+                         names: dict[str, str] | None = None) -> int:
+    """A saved edition of one non-public story, enqueued for free and client subscribers."""
+    names = names or {}
+    app.subscribers.create_list("morning", "Morning Briefing", exist_ok=True)
+    for tier, addresses in (("free", free), ("client", client)):
+        for address in addresses:
+            app.subscribers.add(address, list_slug="morning", tier=tier,
+                                name=names.get(address))
+    stored_posts(app.engine, an_entry(title="Harbour bridge reopens", categories=("Town",)))
+    edition = plan_edition(app.engine, app.subscribers.get_list("morning"), TODAY,
+                           settings=app.config.editions, site_name="Ledger").edition
+    enqueue(app.engine, edition)
+    return edition.id
