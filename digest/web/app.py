@@ -44,13 +44,17 @@ def create_app(app: App, *, webhooks: dict[str, Webhook] | None = None) -> Starl
         call = WebhookRequest(headers={k.lower(): v for k, v in request.headers.items()},
                               body=await request.body(), received_at=time.time(),
                               query=dict(request.query_params))
+        # In the thread pool: SES fetches its signing certificate (and confirms a subscription)
+        # over the network, which must not stall the event loop.
         try:
-            hook.verify(call)
+            await run_in_threadpool(hook.verify, call)
         except WebhookRejected as exc:
             log.warning("webhook provider=%s status=rejected reason=%s", provider, exc.reason)
-            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+            # A 401 carries its challenge (Postmark's Basic auth) where the hook gives one.
+            return JSONResponse({"error": exc.reason}, status_code=exc.status,
+                                headers=getattr(exc, "headers", None))
         try:
-            events = hook.parse(call)
+            events = await run_in_threadpool(hook.parse, call)
         except WebhookMalformed as exc:
             log.warning("webhook provider=%s status=malformed reason=%s", provider, exc)
             return JSONResponse({"error": f"unreadable body: {exc}"}, status_code=400)
