@@ -261,7 +261,7 @@ def test_a_value_that_goes_into_a_mail_header_must_be_one_line(tmp_path, text, w
 
 def test_relative_paths_resolve_against_the_config_files_folder(tmp_path, monkeypatch):
     folder = tmp_path / "etc" / "digest"
-    path = a_config_file(folder, """\
+    a_config_file(folder, """\
 [database]
 url = "sqlite:///data/digest.db"
 

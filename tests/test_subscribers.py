@@ -569,14 +569,15 @@ def test_export_writes_the_import_columns_first(engine, service):
     with time_machine.travel(datetime(2026, 11, 24, 23, 59, tzinfo=UTC), tick=False):
         service.add("ann@example.com", list_slug="morning", name="Ann", tier="client")
     with time_machine.travel(datetime(2026, 11, 25, 0, 1, tzinfo=UTC), tick=False):
-        service.add("bob@example.com", list_slug="morning")
+        service.add("bob@example.com", list_slug="morning", time_zone="America/New_York")
     service.unsubscribe("bob@example.com")
     text, written = export_text(service)
     rows = list(csv.reader(io.StringIO(text)))
     assert written == 2
-    assert rows == [["email", "name", "tier", "status", "subscribed_at"],
-                    ["ann@example.com", "Ann", "client", "active", "2026-11-24"],
-                    ["bob@example.com", "", "free", "unsubscribed", "2026-11-25"]]
+    assert rows == [["email", "name", "tier", "timezone", "status", "subscribed_at"],
+                    ["ann@example.com", "Ann", "client", "", "active", "2026-11-24"],
+                    ["bob@example.com", "", "free", "America/New_York", "unsubscribed",
+                     "2026-11-25"]]
 
 
 def test_export_defuses_formulas_and_re_imports_to_the_same_data(engine, service, tmp_path):
@@ -666,3 +667,15 @@ def test_removing_or_unsubscribing_an_unknown_address_is_not_found(engine, servi
         service.remove("nobody@example.com")
     with pytest.raises(NotFoundError, match="nobody@example.com"):
         service.unsubscribe("nobody@example.com")
+
+
+def test_import_reads_time_zones_and_reports_unknown_ones_by_line(service, tmp_path):
+    path = a_csv(tmp_path, "email,name,tier,timezone\n"
+                           "ann@example.com,Ann,free,Europe/Paris\n"
+                           "bob@example.com,Bob,free,Mars/Olympus\n"
+                           "cy@example.com,Cy,free,\n")
+    report = service.import_csv(path, list_slug="morning")
+    assert report.added == 2
+    assert report.errors == [(3, "'Mars/Olympus' is not a time zone")]
+    zones = {row.email: row.time_zone for row in service.rows("morning")}
+    assert zones == {"ann@example.com": "Europe/Paris", "cy@example.com": ""}

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from digest.render import SplitTemplate
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class OutgoingMessage:
     """One personalised message, ready for any transport.
 

@@ -61,15 +61,15 @@ class ApiClient:
         """Raise for answers that concern the whole request rather than one recipient."""
         status = response.status_code
         if status == 429:
-            raise TransportError(f"{self.provider}: rate limited (429): {_brief(response)}",
+            raise TransportError(f"{self.provider}: rate limited (429): {brief(response)}",
                                  retry=True, retry_after=retry_after(response))
         if status >= 500:
-            raise TransportError(f"{self.provider}: server error {status}: {_brief(response)}",
+            raise TransportError(f"{self.provider}: server error {status}: {brief(response)}",
                                  retry=True, retry_after=retry_after(response))
         if status in (401, 403):
             raise TransportError(
                 f"{self.provider}: the API refused our credentials ({status}): "
-                f"{_brief(response)}", retry=False,
+                f"{brief(response)}", retry=False,
                 hint=f"check the [{self.provider}] credentials (they are never printed)")
 
 
@@ -98,6 +98,6 @@ def retry_after(response: httpx.Response, *, now: float | None = None) -> float 
     return None
 
 
-def _brief(response: httpx.Response) -> str:
+def brief(response: httpx.Response) -> str:
     text = response.text.strip().replace("\n", " ")
     return text[:300] + ("…" if len(text) > 300 else "")

@@ -44,8 +44,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
-from digest.transports.http import ApiClient
+from digest.transports.base import OutgoingMessage, SendResult
+from digest.transports.apis import json_object, plan_requests, results_after
+from digest.transports.http import ApiClient, brief
 
 if TYPE_CHECKING:
     from digest.config import Config
@@ -85,7 +86,7 @@ class MailgunTransport:
     # -- sending -------------------------------------------------------------------------
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        requests = plan_requests(messages, MAX_RECIPIENTS)
+        requests = plan_requests(messages, MAX_RECIPIENTS, alone=needs_own_content)
         results: list[SendResult] = []
         for index, group in enumerate(requests):
             try:
@@ -111,20 +112,20 @@ class MailgunTransport:
         status = response.status_code
         log.debug("mailgun request recipients=%d status=%d", len(group), status)
         if status == 200:
-            provider_id = _json(response).get("id", "")
+            provider_id = json_object(response).get("id", "")
             return [SendResult.sent(m, str(provider_id)) for m in group]
         self._api.raise_for_batch_failure(response)        # 401, 403, 429, 5xx
         if status in (400, 413):
-            message = _json(response).get("message") or _brief(response)
+            message = json_object(response).get("message") or brief(response)
             # Mailgun does not say which recipient (if any) was the trouble.
             return [SendResult.failed(m, f"mailgun refused the request ({status}): {message}")
                     for m in group]
         if status == 404:
             raise TransportError(f"mailgun: {self._api.base_url}{self.path} was not found "
-                                 f"(404): {_brief(response)}", retry=False,
+                                 f"(404): {brief(response)}", retry=False,
                                  hint="check [mailgun] domain and region (EU domains use "
                                       "region = \"eu\"), and base_url")
-        raise TransportError(f"mailgun: unexpected answer {status}: {_brief(response)}",
+        raise TransportError(f"mailgun: unexpected answer {status}: {brief(response)}",
                              retry=False, hint="check [mailgun] domain, region and base_url")
 
 
@@ -188,58 +189,6 @@ def needs_own_content(message: OutgoingMessage) -> bool:
                for literal in template.literals) or VARIABLE_MARK in message.subject
 
 
-def plan_requests(messages: Sequence[OutgoingMessage], limit: int
-                  ) -> list[list[OutgoingMessage]]:
-    """Messages grouped by variant, cut into requests of at most ``limit`` recipients in which
-    no address repeats; a message that :func:`needs_own_content` goes alone."""
-    groups: dict[tuple, list[OutgoingMessage]] = {}
-    alone: list[list[OutgoingMessage]] = []
-    for message in messages:
-        if needs_own_content(message):
-            alone.append([message])
-        else:
-            groups.setdefault(variant_key(message), []).append(message)
-    requests: list[list[OutgoingMessage]] = []
-    for group in groups.values():
-        requests.extend(distinct_chunks(group, limit))
-    return requests + alone
-
-
-def variant_key(message: OutgoingMessage) -> tuple:
-    """Messages with equal keys can share one request's content and shared fields."""
-    headers = message.headers
-    return (id(message.html_template), id(message.text_template), message.subject,
-            message.from_header, headers.get("Reply-To", ""), headers.get("List-Id", ""),
-            headers.get("List-Unsubscribe-Post", ""), message.tag)
-
-
-def distinct_chunks(group: Sequence[OutgoingMessage], limit: int
-                    ) -> list[list[OutgoingMessage]]:
-    """Chunks of at most ``limit`` in which no address (compared case-insensitively) repeats."""
-    chunks: list[tuple[list[OutgoingMessage], set[str]]] = []
-    for message in group:
-        address = message.to_address.casefold()
-        for chunk, seen in chunks:
-            if len(chunk) < limit and address not in seen:
-                chunk.append(message)
-                seen.add(address)
-                break
-        else:
-            chunks.append(([message], {address}))
-    return [chunk for chunk, _ in chunks]
-
-
-def results_after(exc: TransportError, failed: Sequence[OutgoingMessage],
-                  rest: Sequence[OutgoingMessage]) -> list[SendResult]:
-    """Results for a request that raised (``failed``) and for those never tried (``rest``),
-    once other requests of the batch have been handed over: raising would lose their results."""
-    if exc.maybe_sent:
-        results = [SendResult(m.delivery_id, Outcome.UNCERTAIN, error=str(exc)) for m in failed]
-    else:
-        results = [SendResult.retry(m, str(exc), exc.retry_after) for m in failed]
-    return results + [SendResult.retry(m, f"not sent: {exc}", exc.retry_after) for m in rest]
-
-
 # -- values -----------------------------------------------------------------------------
 
 
@@ -258,19 +207,6 @@ def _address(name: str, address: str) -> str:
 def _tag(tag: str) -> str:
     """The edition tag as a Mailgun tag: ASCII, at most 128 characters."""
     return _TAG_UNSAFE.sub("-", tag).strip("-")[:MAX_TAG_LENGTH]
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _brief(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
-    return text[:300] + ("…" if len(text) > 300 else "")
 
 
 def from_config(config: Config, client: httpx.Client) -> MailgunTransport:

@@ -20,15 +20,13 @@ import json
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
-from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from digest.errors import TransportError
 from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.transports.apis import api_sender, display_address, results_after, scrubbed
 from digest.transports.http import ApiClient, retry_after
 
 if TYPE_CHECKING:
@@ -70,7 +68,6 @@ _BUG_HINT = "a bug in digest/transports/postmark.py: please report it with this 
 _RECIPIENT_FIELD = re.compile(r"'(To|Cc|Bcc)'")
 _SENDER_FIELD = re.compile(r"'From'")
 # A display name made only of these needs no quoting in an address list.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
 
 
 def from_config(config: Config, client: httpx.Client) -> PostmarkTransport:
@@ -138,12 +135,12 @@ class PostmarkTransport:
             try:
                 results.extend(self._send_request(chunk))
             except TransportError as exc:
-                exc = _scrubbed(exc, self._secret)
+                exc = scrubbed(exc, self._secret, "token")
                 if number == 0:
                     raise exc from None      # nothing was handed over: the batch waits whole
                 # Earlier requests went through: keep their results, the rest waits.
                 later = [m for c in chunks[number + 1:] for m, _ in c]
-                results.extend(_not_sent(exc, [m for m, _ in chunk], later))
+                results.extend(results_after(exc, [m for m, _ in chunk], later))
                 break
         return results
 
@@ -249,33 +246,6 @@ class PostmarkTransport:
         return [SendResult.failed(m, error, hard_bounce=hard) for m in messages]
 
 
-def api_sender(from_header: str) -> str:
-    """``[delivery] from`` as a JSON API takes it: the display name in plain Unicode.
-
-    ``from_header`` is the MIME header value, where a non-ASCII name is RFC 2047 encoded
-    words; an API that builds the MIME itself would otherwise show them literally.
-    """
-    name, address = parseaddr(from_header)
-    if not address or "=?" not in name:
-        return from_header
-    try:
-        decoded = str(make_header(decode_header(name)))
-    except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
-        return from_header
-    return display_address("".join(c if c.isprintable() else " " for c in decoded), address)
-
-
-def display_address(name: str, address: str) -> str:
-    """``Name <address>`` for an address list; the name quoted when it needs to be."""
-    if not name:
-        return address
-    if _PLAIN_NAME.fullmatch(name) and name.strip() == name and "=?" not in name:
-        return f"{name} <{address}>"
-    # Quoted, a name that looks like an RFC 2047 encoded word is shown as it is written.
-    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{quoted}" <{address}>'
-
-
 def _json_size(item: Any) -> int:
     # The bytes httpx sends for json= (compact separators, UTF-8).
     return len(json.dumps(item, ensure_ascii=False, separators=(",", ":"),
@@ -291,24 +261,3 @@ def _code_and_message(answer: Any) -> tuple[int, str]:
         return int(code), text
     except (TypeError, ValueError):
         return -1, text or f"no ErrorCode in {str(answer)[:200]!r}"
-
-
-def _not_sent(exc: TransportError, current: list[OutgoingMessage],
-              later: list[OutgoingMessage]) -> list[SendResult]:
-    """Results for messages a failed request (``current``) and the ones after it never got
-    an answer for. A request that may have been processed leaves its messages uncertain."""
-    outcome = Outcome.UNCERTAIN if exc.maybe_sent else Outcome.RETRY
-    results = [SendResult(m.delivery_id, outcome, error=str(exc), retry_after=exc.retry_after)
-               for m in current]
-    results.extend(SendResult.retry(m, f"not sent: an earlier request failed: {exc}",
-                                    exc.retry_after) for m in later)
-    return results
-
-
-def _scrubbed(exc: TransportError, secret: str) -> TransportError:
-    """The error without the token in it, should any answer ever echo it."""
-    if not secret or (secret not in exc.message and secret not in (exc.hint or "")):
-        return exc
-    return TransportError(exc.message.replace(secret, "[token]"), retry=exc.retry,
-                          hint=(exc.hint or "").replace(secret, "[token]") or None,
-                          retry_after=exc.retry_after, maybe_sent=exc.maybe_sent)

@@ -25,15 +25,13 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
-from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from digest.errors import TransportError
 from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.transports.apis import api_sender, display_address, scrubbed
 from digest.transports.http import ApiClient, retry_after
 
 if TYPE_CHECKING:
@@ -52,7 +50,6 @@ LIST_HEADERS = ("List-Id", "List-Unsubscribe", "List-Unsubscribe-Post")
 _NOT_TAG_CHARACTER = re.compile(r"[^A-Za-z0-9_-]")
 # A per-email validation error that is about our sender or account, not the recipient.
 _ACCOUNT_PROBLEM = re.compile(r"`from`|verify a domain|testing email|not verified", re.I)
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
 MIN_QUOTA_WAIT = 3600.0             # a daily quota: try again once it has reset
 MONTHLY_QUOTA_WAIT = 86400.0
 _CREDENTIALS_HINT = ("check [resend] api_key (or DIGEST_RESEND_API_KEY); it needs "
@@ -133,7 +130,7 @@ class ResendTransport:
             try:
                 results.extend(self._send_batch(chunk))
             except TransportError as exc:
-                exc = _scrubbed(exc, self._secret)
+                exc = scrubbed(exc, self._secret, "api key")
                 if number == 0:
                     raise exc from None      # nothing was handed over: the batch waits whole
                 later = [m for c in chunks[number + 1:] for m in c]
@@ -292,33 +289,6 @@ def tag_value(value: str) -> str:
     return _NOT_TAG_CHARACTER.sub("_", value)[:MAX_TAG_LENGTH]
 
 
-def api_sender(from_header: str) -> str:
-    """``[delivery] from`` as a JSON API takes it: the display name in plain Unicode.
-
-    ``from_header`` is the MIME header value, where a non-ASCII name is RFC 2047 encoded
-    words; an API that builds the MIME itself would otherwise show them literally.
-    """
-    name, address = parseaddr(from_header)
-    if not address or "=?" not in name:
-        return from_header
-    try:
-        decoded = str(make_header(decode_header(name)))
-    except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
-        return from_header
-    return display_address("".join(c if c.isprintable() else " " for c in decoded), address)
-
-
-def display_address(name: str, address: str) -> str:
-    """``Name <address>``, the name quoted when it needs to be."""
-    if not name:
-        return address
-    if _PLAIN_NAME.fullmatch(name) and name.strip() == name and "=?" not in name:
-        return f"{name} <{address}>"
-    # Quoted, a name that looks like an RFC 2047 encoded word is shown as it is written.
-    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{quoted}" <{address}>'
-
-
 def _error_of(response: httpx.Response) -> tuple[str, str]:
     """Resend's error ``name`` and ``message`` (``{"statusCode", "name", "message"}``)."""
     try:
@@ -329,12 +299,3 @@ def _error_of(response: httpx.Response) -> tuple[str, str]:
         text = response.text.strip().replace("\n", " ")
         return "", text[:300]
     return str(body.get("name", "")), str(body.get("message", ""))[:500]
-
-
-def _scrubbed(exc: TransportError, secret: str) -> TransportError:
-    """The error without the API key in it, should any answer ever echo it."""
-    if not secret or (secret not in exc.message and secret not in (exc.hint or "")):
-        return exc
-    return TransportError(exc.message.replace(secret, "[api key]"), retry=exc.retry,
-                          hint=(exc.hint or "").replace(secret, "[api key]") or None,
-                          retry_after=exc.retry_after, maybe_sent=exc.maybe_sent)

@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
-from digest.transports.http import ApiClient
+from digest.transports.base import OutgoingMessage, SendResult
+from digest.transports.apis import plan_requests, results_after
+from digest.transports.http import ApiClient, brief
 
 if TYPE_CHECKING:
     from digest.config import Config
@@ -77,7 +78,7 @@ class SendgridTransport:
     # -- sending -------------------------------------------------------------------------
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        requests = plan_requests(messages, MAX_PERSONALIZATIONS)
+        requests = plan_requests(messages, MAX_PERSONALIZATIONS, alone=needs_own_content)
         results: list[SendResult] = []
         for index, group in enumerate(requests):
             try:
@@ -161,9 +162,9 @@ class SendgridTransport:
         status = response.status_code
         if status == 413:
             return [SendResult.failed(m, f"sendgrid: the message is too large (413): "
-                                         f"{_brief(response)}") for m in group]
+                                         f"{brief(response)}") for m in group]
         raise TransportError(f"sendgrid: unexpected answer {status} from "
-                             f"{self._api.base_url}{SEND_PATH}: {_brief(response)}",
+                             f"{self._api.base_url}{SEND_PATH}: {brief(response)}",
                              retry=False, hint="check [sendgrid] base_url (empty: the public "
                                                "API)")
 
@@ -264,61 +265,6 @@ def needs_own_content(message: OutgoingMessage) -> bool:
     return len(json.dumps(values, ensure_ascii=False).encode("utf-8")) > MAX_SUBSTITUTION_BYTES
 
 
-def plan_requests(messages: Sequence[OutgoingMessage], limit: int
-                  ) -> list[list[OutgoingMessage]]:
-    """Messages grouped by variant, each group cut into requests of at most ``limit``, with
-    every address at most once per request (SendGrid refuses a request that repeats one).
-
-    A message that :func:`needs_own_content` goes alone.
-    """
-    groups: dict[tuple, list[OutgoingMessage]] = {}
-    alone: list[list[OutgoingMessage]] = []
-    for message in messages:
-        if needs_own_content(message):
-            alone.append([message])
-            continue
-        groups.setdefault(variant_key(message), []).append(message)
-    requests: list[list[OutgoingMessage]] = []
-    for group in groups.values():
-        requests.extend(distinct_chunks(group, limit))
-    return requests + alone
-
-
-def variant_key(message: OutgoingMessage) -> tuple:
-    """Messages with equal keys can share one request's content and message-level fields."""
-    headers = message.headers
-    return (id(message.html_template), id(message.text_template), message.subject,
-            message.from_header, message.envelope_from, headers.get("Reply-To", ""),
-            headers.get("List-Id", ""), message.tag)
-
-
-def distinct_chunks(group: Sequence[OutgoingMessage], limit: int
-                    ) -> list[list[OutgoingMessage]]:
-    """Chunks of at most ``limit`` in which no address (compared case-insensitively) repeats."""
-    chunks: list[tuple[list[OutgoingMessage], set[str]]] = []
-    for message in group:
-        address = message.to_address.casefold()
-        for chunk, seen in chunks:
-            if len(chunk) < limit and address not in seen:
-                chunk.append(message)
-                seen.add(address)
-                break
-        else:
-            chunks.append(([message], {address}))
-    return [chunk for chunk, _ in chunks]
-
-
-def results_after(exc: TransportError, failed: Sequence[OutgoingMessage],
-                  rest: Sequence[OutgoingMessage]) -> list[SendResult]:
-    """Results for a request that raised (``failed``) and for those never tried (``rest``),
-    once other requests of the batch have been handed over: raising would lose their results."""
-    if exc.maybe_sent:
-        results = [SendResult(m.delivery_id, Outcome.UNCERTAIN, error=str(exc)) for m in failed]
-    else:
-        results = [SendResult.retry(m, str(exc), exc.retry_after) for m in failed]
-    return results + [SendResult.retry(m, f"not sent: {exc}", exc.retry_after) for m in rest]
-
-
 # -- answers ----------------------------------------------------------------------------
 
 
@@ -349,11 +295,6 @@ def _errors_text(body: Any) -> str:
         return json.dumps(body)[:300] if body is not None else "(no error details)"
     text = "; ".join(f"{e.get('field') or '-'}: {e.get('message', '')}" for e in errors)
     return text[:500]
-
-
-def _brief(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
-    return text[:300] + ("…" if len(text) > 300 else "")
 
 
 # -- values -----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import httpx
 
 from digest.errors import ConfigError, TransportError
 from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.transports.apis import json_object
 from digest.transports.http import ApiClient, retry_after
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ class SesTransport:
         status = response.status_code
         log.debug("ses request delivery=%d status=%d", message.delivery_id, status)
         if status == 200:
-            return SendResult.sent(message, str(_json(response).get("MessageId", "")))
+            return SendResult.sent(message, str(json_object(response).get("MessageId", "")))
         kind, text = error_of(response)
         if kind in _FAILS_MESSAGE:
             return SendResult.failed(message, f"ses refused the message: {kind}: {text}")
@@ -189,7 +190,7 @@ class SesTransport:
 
 def error_of(response: httpx.Response) -> tuple[str, str]:
     """The error type (namespace and suffixes removed) and message of a rest-json error."""
-    body = _json(response)
+    body = json_object(response)
     kind = response.headers.get("x-amzn-errortype", "") or str(body.get("__type")
                                                               or body.get("code") or "")
     kind = kind.split(":", 1)[0].rsplit("#", 1)[-1].strip()
@@ -198,14 +199,6 @@ def error_of(response: httpx.Response) -> tuple[str, str]:
         raw = response.text.strip().replace("\n", " ")
         text = raw[:300] + ("…" if len(raw) > 300 else "")
     return kind, text[:500]
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def from_config(config: Config, client: httpx.Client) -> SesTransport:

@@ -5,9 +5,6 @@ Revises: 0001
 Create Date: 2026-11-25 14:50:06.854894
 """
 from alembic import op
-import sqlalchemy as sa
-import sqlmodel
-import digest.timeutil
 
 
 revision = '0002'

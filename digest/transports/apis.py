@@ -1,0 +1,121 @@
+"""What the email-API adapters have in common: addresses as JSON APIs take them, batches cut
+into requests, results for requests that never got their answer, errors scrubbed of secrets.
+
+Moving bytes is :mod:`digest.transports.http`; each vendor's JSON is its own module.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
+from email.utils import parseaddr
+from typing import Any
+
+import httpx
+
+from digest.errors import TransportError
+from digest.transports.base import OutgoingMessage, Outcome, SendResult
+
+# A display name made only of these needs no quoting (RFC 5322 atext and spaces).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
+
+
+def api_sender(from_header: str) -> str:
+    """``[delivery] from`` as a JSON API takes it: the display name in plain Unicode.
+
+    ``from_header`` is the MIME header value, where a non-ASCII name is RFC 2047 encoded
+    words; an API that builds the MIME itself would otherwise show them literally.
+    """
+    name, address = parseaddr(from_header)
+    if not address or "=?" not in name:
+        return from_header
+    try:
+        decoded = str(make_header(decode_header(name)))
+    except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
+        return from_header
+    return display_address("".join(c if c.isprintable() else " " for c in decoded), address)
+
+
+def display_address(name: str, address: str) -> str:
+    """``Name <address>`` for an address list; the name quoted when it needs to be."""
+    if not name:
+        return address
+    if _PLAIN_NAME.fullmatch(name) and name.strip() == name and "=?" not in name:
+        return f"{name} <{address}>"
+    # Quoted, a name that looks like an RFC 2047 encoded word is shown as it is written.
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{address}>'
+
+
+def variant_key(message: OutgoingMessage) -> tuple:
+    """Messages with equal keys can share one request's content and message-level fields."""
+    headers = message.headers
+    return (id(message.html_template), id(message.text_template), message.subject,
+            message.from_header, message.envelope_from, headers.get("Reply-To", ""),
+            headers.get("List-Id", ""), headers.get("List-Unsubscribe-Post", ""), message.tag)
+
+
+def plan_requests(messages: Sequence[OutgoingMessage], limit: int, *,
+                  alone: Callable[[OutgoingMessage], bool]) -> list[list[OutgoingMessage]]:
+    """Messages grouped by variant, each group cut into requests of at most ``limit`` in
+    which no address repeats (providers refuse or merge repeats); a message for which
+    ``alone`` is true goes in a request of its own."""
+    groups: dict[tuple, list[OutgoingMessage]] = {}
+    singles: list[list[OutgoingMessage]] = []
+    for message in messages:
+        if alone(message):
+            singles.append([message])
+        else:
+            groups.setdefault(variant_key(message), []).append(message)
+    requests: list[list[OutgoingMessage]] = []
+    for group in groups.values():
+        requests.extend(distinct_chunks(group, limit))
+    return requests + singles
+
+
+def distinct_chunks(group: Sequence[OutgoingMessage], limit: int
+                    ) -> list[list[OutgoingMessage]]:
+    """Chunks of at most ``limit`` in which no address (compared case-insensitively) repeats."""
+    chunks: list[tuple[list[OutgoingMessage], set[str]]] = []
+    for message in group:
+        address = message.to_address.casefold()
+        for chunk, seen in chunks:
+            if len(chunk) < limit and address not in seen:
+                chunk.append(message)
+                seen.add(address)
+                break
+        else:
+            chunks.append(([message], {address}))
+    return [chunk for chunk, _ in chunks]
+
+
+def results_after(exc: TransportError, failed: Sequence[OutgoingMessage],
+                  rest: Sequence[OutgoingMessage]) -> list[SendResult]:
+    """Results for a request that raised (``failed``) and for those never tried (``rest``),
+    once other requests of the batch were handed over: raising would lose their results.
+    A request that may have been processed leaves its messages uncertain."""
+    outcome = Outcome.UNCERTAIN if exc.maybe_sent else Outcome.RETRY
+    results = [SendResult(m.delivery_id, outcome, error=str(exc), retry_after=exc.retry_after)
+               for m in failed]
+    return results + [SendResult.retry(m, f"not sent: an earlier request failed: {exc}",
+                                       exc.retry_after) for m in rest]
+
+
+def scrubbed(exc: TransportError, secret: str, label: str) -> TransportError:
+    """The error without the credential in it, should any answer ever echo it."""
+    if not secret or (secret not in exc.message and secret not in (exc.hint or "")):
+        return exc
+    return TransportError(exc.message.replace(secret, f"[{label}]"), retry=exc.retry,
+                          hint=(exc.hint or "").replace(secret, f"[{label}]") or None,
+                          retry_after=exc.retry_after, maybe_sent=exc.maybe_sent)
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object, or {} when it is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
