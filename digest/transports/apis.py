@@ -91,6 +91,25 @@ def distinct_chunks(group: Sequence[OutgoingMessage], limit: int
     return [chunk for chunk, _ in chunks]
 
 
+def send_requests(requests: Sequence[list[OutgoingMessage]],
+                  send_one: Callable[[list[OutgoingMessage]], list[SendResult]]
+                  ) -> list[SendResult]:
+    """Send planned requests in turn. A failure before anything was handed over concerns the
+    whole batch and is raised; after that, the results so far are kept and the rest is
+    reported with :func:`results_after` (raising would lose what was sent)."""
+    results: list[SendResult] = []
+    for index, group in enumerate(requests):
+        try:
+            results.extend(send_one(group))
+        except TransportError as exc:
+            rest = [m for later in requests[index + 1:] for m in later]
+            if not results and (not exc.maybe_sent or not rest):
+                raise
+            results.extend(results_after(exc, group, rest))
+            break
+    return results
+
+
 def results_after(exc: TransportError, failed: Sequence[OutgoingMessage],
                   rest: Sequence[OutgoingMessage]) -> list[SendResult]:
     """Results for a request that raised (``failed``) and for those never tried (``rest``),

@@ -45,7 +45,7 @@ import httpx
 
 from digest.errors import TransportError
 from digest.transports.base import OutgoingMessage, SendResult
-from digest.transports.apis import json_object, plan_requests, results_after
+from digest.transports.apis import json_object, plan_requests, send_requests
 from digest.transports.http import ApiClient, brief
 
 if TYPE_CHECKING:
@@ -87,17 +87,7 @@ class MailgunTransport:
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         requests = plan_requests(messages, MAX_RECIPIENTS, alone=needs_own_content)
-        results: list[SendResult] = []
-        for index, group in enumerate(requests):
-            try:
-                results.extend(self._send_group(group))
-            except TransportError as exc:
-                rest = [m for later in requests[index + 1:] for m in later]
-                if not results and (not exc.maybe_sent or not rest):
-                    raise                     # it concerns the whole batch, as it was given
-                results.extend(results_after(exc, group, rest))
-                break
-        return results
+        return send_requests(requests, self._send_group)
 
     def _send_group(self, group: list[OutgoingMessage]) -> list[SendResult]:
         fields: dict[str, str | list[str]] = {}
