@@ -30,21 +30,6 @@ EIGHT = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def shared_server() -> Iterator[HttpServer]:
-    with HttpServer() as server:
-        yield server
-
-
-@pytest.fixture
-def http_server(shared_server: HttpServer) -> HttpServer:
-    """The loopback server, started once for this module (stopping one takes half a second);
-    each test starts with no routes and no recorded requests."""
-    shared_server.routes.clear()
-    shared_server.requests.clear()
-    return shared_server
-
-
-@pytest.fixture(scope="module")
 def client() -> Iterator[httpx.Client]:
     with httpx.Client() as client:
         yield client
