@@ -77,6 +77,7 @@ class SubscriberRow:
     list_slug: str
     status: str
     subscribed_at: str
+    time_zone: str = ""
 
 
 class SubscriberService:
@@ -355,17 +356,17 @@ class SubscriberService:
             query = _subscriber_rows_query()
             if list_slug is not None:
                 query = query.where(MailingList.id == self.get_list(list_slug, session).id)
-            return [SubscriberRow(*row[:5], row[5].date().isoformat())
+            return [SubscriberRow(*row[:5], row[5].date().isoformat(), row[6])
                     for row in session.execute(query)]
 
     def export_csv(self, list_slug: str, out: IO[str]) -> int:
         """Write the list's subscribers as CSV (the import's columns first); return the count."""
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["email", "name", "tier", "status", "subscribed_at"])
+        writer.writerow(["email", "name", "tier", "timezone", "status", "subscribed_at"])
         count = 0
         for row in self.rows(list_slug):
-            writer.writerow([_csv_safe(row.email), _csv_safe(row.name), row.tier, row.status,
-                             row.subscribed_at])
+            writer.writerow([_csv_safe(row.email), _csv_safe(row.name), row.tier, row.time_zone,
+                             row.status, row.subscribed_at])
             count += 1
         return count
 
@@ -455,7 +456,7 @@ def _subscribe(session: Session, list_id: int, subscriber_id: int, *, reactivate
 
 def _subscriber_rows_query() -> Select[tuple]:
     return (select(Subscriber.email, Subscriber.name, Subscriber.tier, MailingList.slug,
-                   Subscription.status, Subscription.created_at)
+                   Subscription.status, Subscription.created_at, Subscriber.time_zone)
             .join(Subscription, Subscription.subscriber_id == Subscriber.id)
             .join(MailingList, MailingList.id == Subscription.list_id)
             .order_by(MailingList.slug, Subscriber.email_key))

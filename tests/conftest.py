@@ -31,7 +31,11 @@ from support.smtp_server import SmtpServer  # noqa: E402
 
 POSTGRES_URL = os.environ.get("DIGEST_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-CORPUS = ROOT.parent / "shared" / "corpus" / "feeds"
+# The shared feed corpus sits beside the checkout; a clone elsewhere can point at it.
+CORPUS = next((path for path in (Path(os.environ.get("DIGEST_FEED_CORPUS", "/nonexistent")),
+                                 ROOT.parent / "shared" / "corpus" / "feeds",
+                                 Path("/work/shared/corpus/feeds")) if path.is_dir()),
+              ROOT.parent / "shared" / "corpus" / "feeds")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

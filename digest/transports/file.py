@@ -74,7 +74,7 @@ def write_index(outbox: Path, env: jinja2.Environment) -> Path:
         messages = [json.loads(line) for line in manifest.read_text("utf-8").splitlines()
                     if line.strip()]
         editions.append({"folder": manifest.parent.name, "messages": messages})
-    page = env.get_template("outbox/index.html.j2").render(editions=editions)
+    page = env.get_template("web/outbox_index.html.j2").render(editions=editions)
     index = outbox / "index.html"
     _write_atomic(index, page.encode("utf-8"))
     return index
