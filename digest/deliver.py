@@ -382,7 +382,11 @@ class Deliverer:
             errors.append(exc)
             stop.set()
         finally:
-            transport.close()
+            try:
+                transport.close()
+            except Exception as exc:  # what was sent is recorded; say what could not close
+                log.error("transport close failed: %s", exc)
+                errors.append(exc)
 
     def send_batch(self, queue: DeliveryQueue, transport: Transport,
                    claimed: Sequence[Claimed]) -> DeliveryStats:
