@@ -1281,3 +1281,19 @@ def test_event_times_in_the_future_count_as_arrival():
     assert parse_time(1534110422.389832, arrival.timestamp()).year == 2018
     assert parse_time("yesterday", arrival.timestamp()) is None
     assert parse_time(True, arrival.timestamp()) is None
+
+
+def test_an_oversized_webhook_body_is_refused_unread(tmp_path, sqlite_url):
+    import httpx
+
+    from digest.app import App
+    from digest.web.app import MAX_WEBHOOK_BYTES, create_app
+    from conftest import make_config
+    from support.asgi_server import AsgiServer
+
+    app = App(make_config(tmp_path, sqlite_url,
+                          postmark={"webhook_username": "u", "webhook_password": "p"}))
+    with AsgiServer(create_app(app)) as server:
+        response = httpx.post(f"{server.url}/webhooks/postmark", auth=("u", "p"),
+                              content=b"x" * (MAX_WEBHOOK_BYTES + 1))
+    assert response.status_code == 413

@@ -20,6 +20,24 @@ from digest.web.webhooks.base import Webhook, WebhookMalformed, WebhookRejected,
 log = logging.getLogger(__name__)
 
 
+# Providers batch events (SendGrid up to about a thousand a call): far below this. Anything
+# larger is refused before it is read into memory or verified.
+MAX_WEBHOOK_BYTES = 5_000_000
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None if it is longer than ``limit`` (read no further than that)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def webhooks_from(app: App) -> dict[str, Webhook]:
     """The provider webhooks whose secrets are configured."""
     hooks: dict[str, Webhook] = {}
@@ -41,8 +59,12 @@ def create_app(app: App, *, webhooks: dict[str, Webhook] | None = None) -> Starl
             known = provider in PROVIDERS
             return JSONResponse({"error": f"no webhook for {provider!r} is configured"
                                  if known else f"unknown provider {provider!r}"}, status_code=404)
+        body = await _read_limited(request, MAX_WEBHOOK_BYTES)
+        if body is None:
+            return JSONResponse({"error": f"body larger than {MAX_WEBHOOK_BYTES:,} bytes"},
+                                status_code=413)
         call = WebhookRequest(headers={k.lower(): v for k, v in request.headers.items()},
-                              body=await request.body(), received_at=time.time(),
+                              body=body, received_at=time.time(),
                               query=dict(request.query_params))
         # In the thread pool: SES fetches its signing certificate (and confirms a subscription)
         # over the network, which must not stall the event loop.
