@@ -95,9 +95,6 @@ class DeliveryStatus(StrEnum):
     SKIPPED = "skipped"        # not sent: unsubscribed or suppressed after it was enqueued
 
 
-FINAL_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN,
-                  DeliveryStatus.SKIPPED)
-
 
 class Delivery(SQLModel, table=True):
     """One (edition, subscriber) pair: the unique key is what makes a crash-and-restart safe."""

@@ -32,7 +32,6 @@ TEASER = "teaser"
 SUBSCRIBER_FIELDS = ("name", "first_name", "email")
 LINK_FIELDS = ("unsubscribe_url",)
 PERSONAL_FIELDS = SUBSCRIBER_FIELDS + LINK_FIELDS
-URL_FIELDS = frozenset(LINK_FIELDS)
 TEASER_WORDS = 60
 
 

@@ -107,11 +107,6 @@ class ListSchedule:
                    lead=timedelta(minutes=mailing_list.collect_lead_minutes),  # type: ignore[attr-defined]
                    per_subscriber_time=mailing_list.per_subscriber_time)  # type: ignore[attr-defined]
 
-    def slot_on(self, day: date, zone: ZoneInfo | None = None) -> Slot | None:
-        if day.weekday() not in self.days:
-            return None
-        return Slot(day, local_instant(day, self.send_time, zone or self.zone))
-
     def slots(self, start: datetime, end: datetime,
               zones: Iterable[ZoneInfo] = ()) -> Iterator[Slot]:
         """Slots due in [start, end], oldest first. With ``zones`` (per-subscriber time), a
@@ -137,6 +132,3 @@ class ListSchedule:
     def next_slot(self, now: datetime, zones: Iterable[ZoneInfo] = ()) -> Slot | None:
         upcoming = self.slots(now + timedelta(microseconds=1), now + timedelta(days=8), zones)
         return next(upcoming, None)
-
-    def collect_at(self, slot: Slot) -> datetime:
-        return slot.at - self.lead

@@ -75,7 +75,6 @@ class MailgunTransport:
         self.path = f"/v3/{domain}/messages"
         self._api = ApiClient("mailgun", base_url or PUBLIC_API.get(region, PUBLIC_API["us"]),
                               client, auth=("api", api_key))
-        self.requests_sent = 0
 
     def __repr__(self) -> str:  # never show the key
         return f"MailgunTransport(domain={self.domain!r}, base_url={self._api.base_url!r})"
@@ -98,7 +97,6 @@ class MailgunTransport:
             else:
                 fields[key] = value
         response = self._api.post(self.path, data=fields)
-        self.requests_sent += 1
         status = response.status_code
         log.debug("mailgun request recipients=%d status=%d", len(group), status)
         if status == 200:

@@ -67,7 +67,6 @@ class SendgridTransport:
     def __init__(self, *, api_key: str, client: httpx.Client, base_url: str = "") -> None:
         self._api = ApiClient("sendgrid", base_url or PUBLIC_API, client,
                               headers={"Authorization": f"Bearer {api_key}"})
-        self.requests_sent = 0
 
     def __repr__(self) -> str:  # never show the key
         return f"SendgridTransport(base_url={self._api.base_url!r})"
@@ -129,7 +128,6 @@ class SendgridTransport:
     def _post(self, group: list[OutgoingMessage]) -> tuple[httpx.Response, Any]:
         payload = build_payload(group)
         response = self._api.post(SEND_PATH, json=payload)
-        self.requests_sent += 1
         log.debug("sendgrid request personalizations=%d status=%d", len(group),
                   response.status_code)
         body: Any = None

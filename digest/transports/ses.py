@@ -118,7 +118,6 @@ class SesTransport:
                      session_token=session_token, region=region)
         self._api = ApiClient("ses", base_url or f"https://email.{region}.amazonaws.com",
                               client, auth=auth)
-        self.requests_sent = 0
 
     def __repr__(self) -> str:  # never show the keys
         return f"SesTransport(region={self.region!r}, base_url={self._api.base_url!r})"
@@ -147,7 +146,6 @@ class SesTransport:
 
     def _send_one(self, message: OutgoingMessage) -> SendResult:
         response = self._api.post(SEND_PATH, json=self.payload(message))
-        self.requests_sent += 1
         status = response.status_code
         log.debug("ses request delivery=%d status=%d", message.delivery_id, status)
         if status == 200:
