@@ -107,6 +107,8 @@ def _qp_value(value: str) -> bytes:
         if len(data) < QP_LINE:
             return data + SOFT_BREAK
         step = QP_LINE - 1
+        if len(data) <= 2 * step:        # an unsubscribe link: two lines
+            return data[:step] + SOFT_BREAK + data[step:] + SOFT_BREAK
         return b"".join(data[i:i + step] + SOFT_BREAK for i in range(0, len(data), step))
     encoded = binascii.b2a_qp(value.encode("utf-8"), quotetabs=True)
     if len(encoded) < QP_LINE and b"\n" not in encoded:

@@ -255,7 +255,8 @@ def personal_values(*, name: str, email: str, unsubscribe_url: str,
            else greeting_fallback, "email": email, "unsubscribe_url": unsubscribe_url}
     if not _HTML_SPECIAL.search(f"{name}{email}{unsubscribe_url}{greeting_fallback}"):
         return raw, raw
-    return {key: html.escape(value, quote=True) for key, value in raw.items()}, raw
+    return {key: html.escape(value, quote=True) if _HTML_SPECIAL.search(value) else value
+            for key, value in raw.items()}, raw
 
 
 _HTML_SPECIAL = re.compile(r"[&<>\"']")

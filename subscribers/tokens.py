@@ -51,7 +51,10 @@ class _FastSigner(TimestampSigner):
         try:
             mac = self._keyed_mac.copy()
         except AttributeError:
-            self._keyed_mac = hmac.new(self.derive_key(), digestmod="sha1")
+            keyed = hmac.new(self.derive_key(), digestmod="sha1")
+            # The OpenSSL object inside hmac.HMAC copies in half the time of the wrapper;
+            # where a Python build has no such object, the wrapper does the same job.
+            self._keyed_mac = getattr(keyed, "_hmac", None) or keyed
             mac = self._keyed_mac.copy()
         mac.update(want_bytes(value))
         return base64_encode(mac.digest())
