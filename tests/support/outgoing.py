@@ -7,14 +7,20 @@ shared by every message of a variant, and each subscriber's escaped and raw valu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
+
+from sqlalchemy import select
+from sqlmodel import Session
 
 from digest.app import App
 from digest.editions import enqueue, plan_edition
+from digest.models import Delivery
 from digest.message import Recipient
 from digest.render import Renderer, SiteView, make_environment
 from digest.transports.base import OutgoingMessage
 from digest.variants import AccessRules, EditionMessages
+from subscribers.models import Subscriber
 from support.builders import a_post, an_edition, an_entry, stored_posts
 
 SIGNIN = "https://news.example.com/signin"
@@ -89,3 +95,34 @@ def an_edition_for_tiers(app: App, *, free: list[str], client: list[str],
                            settings=app.config.editions, site_name="Ledger").edition
     enqueue(app.engine, edition)
     return edition.id
+
+
+# The readers of a provider's end-to-end test: both tiers, and one name that needs escaping.
+FREE = [f"free{n}@example.org" for n in range(5)]
+PAYING = [f"client{n}@example.org" for n in range(4)]
+ESCAPED_READER = "free0@example.org"
+
+
+def an_edition_for_both_tiers(app: App) -> int:
+    return an_edition_for_tiers(app, free=FREE, client=PAYING,
+                                names={ESCAPED_READER: "O'Brien & <Sons>"})
+
+
+def assert_each_reader_got_their_variant(html_by_address: Mapping[str, str]) -> None:
+    """Every reader of :func:`an_edition_for_both_tiers` once, with their tier's story."""
+    assert sorted(html_by_address) == sorted(FREE + PAYING)
+    for address, html in html_by_address.items():
+        assert (MEMBERS_ONLY in html) == (address in PAYING)
+        if address in FREE:
+            assert "news.example.com/signin" in html
+    assert "morning O&#x27;Brien," in html_by_address[ESCAPED_READER]
+
+
+def sent_deliveries(app: App) -> dict[str, Delivery]:
+    """Each reader's delivery row, all of them sent."""
+    with Session(app.engine) as session:
+        rows = session.execute(select(Subscriber.email, Delivery)
+                               .join(Delivery, Delivery.subscriber_id == Subscriber.id)).all()
+    assert len(rows) == len(FREE + PAYING)
+    assert {row.status for _email, row in rows} == {"sent"}
+    return {email: row for email, row in rows}
