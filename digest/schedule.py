@@ -12,10 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import InputError
+
+if TYPE_CHECKING:
+    from subscribers.models import MailingList
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ALIASES = {"daily": "mon-sun", "every day": "mon-sun", "weekdays": "mon-fri",
@@ -55,6 +59,31 @@ def parse_days(text: str) -> frozenset[int]:
     if not days:
         raise InputError(f"{text!r} names no day", hint="e.g. daily or mon-fri")
     return frozenset(days)
+
+
+def parse_zones(names: Iterable[str]) -> list[ZoneInfo]:
+    """The zones among ``names`` that exist: each was checked when stored, but a zone can
+    later drop out of tzdata, and one such subscriber must not stop a list."""
+    zones = []
+    for name in names:
+        try:
+            zones.append(parse_zone(name))
+        except InputError:
+            continue
+    return zones
+
+
+def describe_schedule(mailing_list: MailingList) -> str:
+    """A list's schedule as `lists list` and `status` show it."""
+    if not mailing_list.send_time:
+        return "not scheduled"
+    zone = mailing_list.time_zone
+    if mailing_list.per_subscriber_time:
+        zone = f"in each subscriber’s time zone (default {zone})"
+    text = f"sends {mailing_list.days} at {mailing_list.send_time} {zone}"
+    if mailing_list.collect_lead_minutes:
+        text += f", collecting {mailing_list.collect_lead_minutes} min before"
+    return text
 
 
 def describe_days(days: Iterable[int]) -> str:

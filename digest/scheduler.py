@@ -37,7 +37,7 @@ from digest.alerts import Alerts
 from digest.db import session_scope
 from digest.deliver import DeliveryStats
 from digest.models import ScheduleRun, SourceState
-from digest.schedule import DAY_NAMES, ListSchedule, Slot, parse_zone
+from digest.schedule import DAY_NAMES, ListSchedule, Slot, parse_zones
 from digest.timeutil import utcnow
 from subscribers.models import MailingList
 
@@ -86,13 +86,7 @@ class MorningRunner:
         return out
 
     def subscriber_zones(self, list_id: int) -> list[ZoneInfo]:
-        zones = []
-        for name in self.app.subscribers.time_zones_of(list_id):
-            try:
-                zones.append(parse_zone(name))
-            except Exception:
-                continue   # checked when stored; a zone later dropped from tzdata is skipped
-        return zones
+        return parse_zones(self.app.subscribers.time_zones_of(list_id))
 
     def due_slot(self, schedule: ListSchedule, now: datetime) -> Slot | None:
         zones = self.subscriber_zones(schedule.list_id) if schedule.per_subscriber_time else ()

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from digest.app import App
 from digest.errors import DigestError
 from digest.models import Delivery, Edition, EditionPost, ScheduleRun, SourceState
-from digest.schedule import ListSchedule, parse_zone
+from digest.schedule import ListSchedule, describe_schedule, parse_zones
 from digest.timeutil import utcnow
 from subscribers.models import MailingList
 
@@ -58,13 +58,8 @@ def next_run_of(app: App, mailing_list: MailingList, now: datetime | None = None
         return f"invalid schedule: {exc.message}"
     if schedule is None:
         return "-"
-    zones = []
-    if schedule.per_subscriber_time:
-        for name in app.subscribers.time_zones_of(schedule.list_id):
-            try:
-                zones.append(parse_zone(name))
-            except DigestError:
-                continue
+    zones = (parse_zones(app.subscribers.time_zones_of(schedule.list_id))
+             if schedule.per_subscriber_time else [])
     slot = schedule.next_slot(now or utcnow(), zones)
     if slot is None:
         return "-"
@@ -105,8 +100,6 @@ def gather(app: App, *, editions: int = 10) -> StatusReport:
         lists = session.scalars(select(MailingList).order_by(MailingList.slug)).all()
         last_runs = {run.list_id: run for run in session.scalars(
             select(ScheduleRun).order_by(ScheduleRun.issue_date, ScheduleRun.id))}
-    from subscribers.cli import describe_schedule
-
     list_rows = []
     for mailing_list in lists:
         run = last_runs.get(mailing_list.id)

@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from digest.schedule import describe_schedule
+
 lists_app = typer.Typer(help="Create and show mailing lists.", no_args_is_help=True)
 subscribers_app = typer.Typer(help="Add, import, export and unsubscribe subscribers.",
                               no_args_is_help=True)
@@ -81,18 +83,6 @@ def update_list(
         alert_on_empty=alert_on_empty)
     out.print(f"Updated list {mailing_list.slug} ({mailing_list.name}); "
               f"{describe_schedule(mailing_list)}.")
-
-
-def describe_schedule(mailing_list: object) -> str:
-    if not getattr(mailing_list, "send_time", ""):
-        return "not scheduled"
-    text = (f"sends {mailing_list.days} at {mailing_list.send_time} "  # type: ignore[attr-defined]
-            f"{'in each subscriber’s time zone (default ' if mailing_list.per_subscriber_time else ''}"  # type: ignore[attr-defined]
-            f"{mailing_list.time_zone}"  # type: ignore[attr-defined]
-            f"{')' if mailing_list.per_subscriber_time else ''}")  # type: ignore[attr-defined]
-    if mailing_list.collect_lead_minutes:  # type: ignore[attr-defined]
-        text += f", collecting {mailing_list.collect_lead_minutes} min before"  # type: ignore[attr-defined]
-    return text
 
 
 @lists_app.command("list")
