@@ -60,13 +60,11 @@ def plan_edition(engine: Engine, mailing_list: MailingList, issue_date: date, *,
         existing = find_edition(session, mailing_list.id, issue_date)
         if existing is not None:
             return PlanResult(existing, created=False, post_count=_post_count(session, existing))
-        post_ids, since = new_post_ids(session, mailing_list.id, now, settings)
-    if not post_ids:
-        return PlanResult(None, created=False,
-                          reason=f"no new posts since {since:%Y-%m-%d %H:%M} UTC")
-    chosen, left_out = post_ids[:settings.max_posts], len(post_ids) - settings.max_posts
-    subject = format_subject(settings.subject, site=site_name, list_name=mailing_list.name,
-                             issue_date=issue_date, count=len(chosen))
+        draft = draft_edition(session, mailing_list, issue_date, settings=settings,
+                              site_name=site_name, now=now)
+    if not draft.posts:
+        return PlanResult(None, created=False, reason=draft.reason)
+    chosen, subject, left_out = [p.id for p in draft.posts], draft.subject, draft.left_out
     try:
         with session_scope(engine) as session:
             edition = Edition(list_id=mailing_list.id, issue_date=issue_date, subject=subject,
@@ -82,8 +80,33 @@ def plan_edition(engine: Engine, mailing_list: MailingList, issue_date: date, *,
             assert edition is not None
             return PlanResult(edition, created=False, post_count=_post_count(session, edition))
     log.info("plan list=%s date=%s edition=%d posts=%d left_out=%d", mailing_list.slug,
-             issue_date, edition.id, len(chosen), max(left_out, 0))
-    return PlanResult(edition, created=True, post_count=len(chosen), left_out=max(left_out, 0))
+             issue_date, edition.id, len(chosen), left_out)
+    return PlanResult(edition, created=True, post_count=len(chosen), left_out=left_out)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """The edition planning would make now — saved by plan_edition, shown by dry runs and
+    previews. No posts means no edition."""
+
+    posts: list[Post]
+    subject: str
+    left_out: int           # new posts beyond editions.max_posts
+    since: datetime
+
+    @property
+    def reason(self) -> str:
+        return "" if self.posts else f"no new posts since {self.since:%Y-%m-%d %H:%M} UTC"
+
+
+def draft_edition(session: Session, mailing_list: MailingList, issue_date: date, *,
+                  settings: EditionsConfig, site_name: str, now: datetime) -> Draft:
+    post_ids, since = new_post_ids(session, mailing_list.id, now, settings)
+    chosen = post_ids[:settings.max_posts]
+    by_id = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_(chosen)))}
+    subject = format_subject(settings.subject, site=site_name, list_name=mailing_list.name,
+                             issue_date=issue_date, count=len(chosen)) if chosen else ""
+    return Draft([by_id[i] for i in chosen], subject, len(post_ids) - len(chosen), since)
 
 
 def new_post_ids(session: Session, list_id: int, now: datetime, settings: EditionsConfig

@@ -18,9 +18,9 @@ from sqlmodel import Session
 from digest.app import App
 from digest.collect import SourceReport, collect
 from digest.deliver import DeliveryStats, ProgressListener
-from digest.editions import (delivery_counts, enqueue, finish_if_done, format_subject,
-                             new_post_ids, plan_edition)
-from digest.models import Delivery, DeliveryStatus, Edition, Post
+from digest.editions import (delivery_counts, draft_edition, enqueue, finish_if_done,
+                             plan_edition)
+from digest.models import Delivery, DeliveryStatus, Edition
 from digest.timeutil import utcnow
 from digest.variants import draft_content
 from subscribers.models import Subscriber
@@ -139,24 +139,19 @@ def dry_run(app: App, list_slug: str, issue_date: date, *, now: datetime | None 
             report.reason = (f"the edition for {issue_date} exists already "
                              f"(status {existing.status})")
             return report
-        post_ids, since = new_post_ids(session, mailing_list.id, now, settings)
-        if not post_ids:
-            report.reason = f"no new posts since {since:%Y-%m-%d %H:%M} UTC"
+        draft = draft_edition(session, mailing_list, issue_date, settings=settings,
+                              site_name=app.config.site.name, now=now)
+        if not draft.posts:
+            report.reason = draft.reason
             return report
-        chosen = post_ids[:settings.max_posts]
-        by_id = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_(chosen)))}
-        posts = [by_id[i] for i in chosen]
         tiers = Counter(dict(session.execute(
             select(Subscriber.tier, func.count())
             .where(Subscriber.id.in_(active_recipients(mailing_list.id).scalar_subquery()))
             .group_by(Subscriber.tier)).all()))
-    report.post_count, report.left_out = len(chosen), max(len(post_ids) - len(chosen), 0)
-    report.titles = [p.title for p in posts]
-    subject = format_subject(settings.subject, site=app.config.site.name,
-                             list_name=mailing_list.name, issue_date=issue_date,
-                             count=len(chosen))
+    report.post_count, report.left_out = len(draft.posts), draft.left_out
+    report.titles = [p.title for p in draft.posts]
     messages = app.edition_messages()
-    messages.add_content(draft_content(0, issue_date, subject, mailing_list, posts))
+    messages.add_content(draft_content(0, issue_date, draft.subject, mailing_list, draft.posts))
     per_variant: Counter[str] = Counter()
     for tier, count in tiers.items():
         per_variant[app.access.variant_key(tier)] += count

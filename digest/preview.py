@@ -9,14 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
 from sqlmodel import Session
 
 from digest.app import App
-from digest.editions import find_edition, format_subject, new_post_ids
+from digest.editions import draft_edition, find_edition
 from digest.errors import InputError
 from digest.message import Recipient
-from digest.models import Post
 from digest.timeutil import utcnow
 from digest.transports.base import OutgoingMessage
 from digest.variants import draft_content
@@ -51,20 +49,15 @@ def render_preview(app: App, list_slug: str, issue_date: date, *, tier: str | No
             edition_id = edition.id
             what = f"edition #{edition.id}"
         else:
-            post_ids, since = new_post_ids(session, mailing_list.id, utcnow(),
-                                           app.config.editions)
-            if not post_ids:
+            draft = draft_edition(session, mailing_list, issue_date,
+                                  settings=app.config.editions, site_name=app.config.site.name,
+                                  now=utcnow())
+            if not draft.posts:
                 raise InputError(f"nothing to preview for {list_slug} on {issue_date}: "
-                                 f"no new posts since {since:%Y-%m-%d %H:%M} UTC",
-                                 hint="run `digest collect` first")
-            chosen = post_ids[:app.config.editions.max_posts]
-            by_id = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_(chosen)))}
-            posts = [by_id[i] for i in chosen]
-            subject = format_subject(app.config.editions.subject, site=app.config.site.name,
-                                     list_name=mailing_list.name, issue_date=issue_date,
-                                     count=len(posts))
+                                 f"{draft.reason}", hint="run `digest collect` first")
             edition_id = 0
-            messages.add_content(draft_content(0, issue_date, subject, mailing_list, posts))
+            messages.add_content(draft_content(0, issue_date, draft.subject, mailing_list,
+                                               draft.posts))
             what = "the draft of the next edition"
     message = messages.build(edition_id, tier, recipient)
     return Preview(message, f"{what} of {list_slug} as {who}")
