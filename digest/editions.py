@@ -101,7 +101,7 @@ class Draft:
 
 def draft_edition(session: Session, mailing_list: MailingList, issue_date: date, *,
                   settings: EditionsConfig, site_name: str, now: datetime) -> Draft:
-    post_ids, since = new_post_ids(session, mailing_list.id, now, settings)
+    post_ids, since = new_post_ids(session, mailing_list.id, issue_date, now, settings)
     chosen = post_ids[:settings.max_posts]
     by_id = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_(chosen)))}
     subject = format_subject(settings.subject, site=site_name, list_name=mailing_list.name,
@@ -109,10 +109,10 @@ def draft_edition(session: Session, mailing_list: MailingList, issue_date: date,
     return Draft([by_id[i] for i in chosen], subject, len(post_ids) - len(chosen), since)
 
 
-def new_post_ids(session: Session, list_id: int, now: datetime, settings: EditionsConfig
-                 ) -> tuple[list[int], datetime]:
+def new_post_ids(session: Session, list_id: int, issue_date: date, now: datetime,
+                 settings: EditionsConfig) -> tuple[list[int], datetime]:
     """Posts first seen since the list's previous edition (newest first), and since when."""
-    since = previous_cutoff(session, list_id) or (
+    since = previous_cutoff(session, list_id, issue_date) or (
         now - timedelta(days=settings.first_edition_lookback_days))
     post_ids = session.scalars(
         select(Post.id)
@@ -127,8 +127,12 @@ def find_edition(session: Session, list_id: int, issue_date: date) -> Edition | 
                                                 Edition.issue_date == issue_date))
 
 
-def previous_cutoff(session: Session, list_id: int) -> datetime | None:
-    return session.scalar(select(func.max(Edition.cutoff)).where(Edition.list_id == list_id))
+def previous_cutoff(session: Session, list_id: int, issue_date: date) -> datetime | None:
+    """Where the last edition of another date stopped. The same date's edition does not
+    count: planned meanwhile by another process, it would make this one look empty instead
+    of finding it through the unique key."""
+    return session.scalar(select(func.max(Edition.cutoff)).where(
+        Edition.list_id == list_id, Edition.issue_date != issue_date))
 
 
 def _post_count(session: Session, edition: Edition) -> int:
