@@ -95,7 +95,6 @@ class DeliveryStatus(StrEnum):
     SKIPPED = "skipped"        # not sent: unsubscribed or suppressed after it was enqueued
 
 
-
 class Delivery(SQLModel, table=True):
     """One (edition, subscriber) pair: the unique key is what makes a crash-and-restart safe."""
 
@@ -128,6 +127,15 @@ class AppSetting(SQLModel, table=True):
     value: str = Field(max_length=2000)
 
 
+class RunStatus(StrEnum):
+    RUNNING = "running"            # a scheduler holds the run; its heartbeat says it is alive
+    DONE = "done"                  # the edition was sent (some deliveries may wait to retry)
+    EMPTY = "empty"                # no new posts, so no edition
+    FAILED = "failed"              # an error stopped it; alerted, resumed by `digest send`
+    INTERRUPTED = "interrupted"    # stopped mid-send; the next scheduler takes it over
+    SKIPPED = "skipped"            # an outcome only, never stored: another scheduler has it
+
+
 class ScheduleRun(SQLModel, table=True):
     """One scheduled run of a list for one issue date. Inserting the row is the lock: of two
     schedulers (or a scheduler that was down and catches up), only one inserts it."""
@@ -138,7 +146,7 @@ class ScheduleRun(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     list_id: int = Field(foreign_key="mailing_list.id", index=True)
     issue_date: date
-    status: str = Field(default="running", max_length=16)   # running | done | failed | empty
+    status: str = Field(default=RunStatus.RUNNING, max_length=16)
     owner: str = Field(default="", max_length=200)
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

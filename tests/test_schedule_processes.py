@@ -97,5 +97,5 @@ def test_two_schedulers_send_each_subscriber_one_message(tmp_path, database_url,
     received = Counter(r.rcpt_tos[0] for r in smtp_server.received)
     assert len(received) == 12 and set(received.values()) == {1}
     text = "".join(log.read_text() for log in logs)
-    runs = [line for line in text.splitlines() if "digest.scheduler: schedule list=morning" in line]
+    runs = [line for line in text.splitlines() if "digest.runs: schedule list=morning" in line]
     assert sum("status=done" in line for line in runs) == 1, text

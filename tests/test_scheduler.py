@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from digest.app import App
 from digest.models import Delivery, Edition, ScheduleRun
-from digest.scheduler import MorningRunner
+from digest.runs import MorningRunner
 from conftest import make_config
 from support.builders import an_entry, an_rss_feed
 
