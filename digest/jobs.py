@@ -22,7 +22,7 @@ from digest.editions import (delivery_counts, draft_edition, enqueue, finish_if_
                              plan_edition)
 from digest.models import Delivery, DeliveryStatus, Edition
 from digest.timeutil import utcnow
-from digest.variants import draft_content
+from digest.variants import EditionContent
 from subscribers.models import Subscriber
 from subscribers.service import active_recipients
 
@@ -151,13 +151,13 @@ def dry_run(app: App, list_slug: str, issue_date: date, *, now: datetime | None 
     report.post_count, report.left_out = len(draft.posts), draft.left_out
     report.titles = [p.title for p in draft.posts]
     messages = app.edition_messages()
-    messages.add_content(draft_content(0, issue_date, draft.subject, mailing_list, draft.posts))
+    messages.add_content(EditionContent.of_draft(draft, mailing_list, issue_date))
     per_variant: Counter[str] = Counter()
     for tier, count in tiers.items():
         per_variant[app.access.variant_key(tier)] += count
     for key, count in sorted(per_variant.items()):
         tier = next(t for t in tiers if app.access.variant_key(t) == key)
-        variant = messages.variant(0, tier)
+        variant = messages.variant(None, tier)         # the draft's
         report.variants.append(VariantPlan(key, count, variant.full, variant.teasers,
                                            variant.html_bytes))
     report.enqueued = sum(per_variant.values())

@@ -17,7 +17,7 @@ from digest.errors import InputError
 from digest.message import Recipient
 from digest.timeutil import utcnow
 from digest.transports.base import OutgoingMessage
-from digest.variants import draft_content
+from digest.variants import EditionContent
 from subscribers.validation import check_tier
 
 EXAMPLE_NAME = "Alex Example"
@@ -46,7 +46,7 @@ def render_preview(app: App, list_slug: str, issue_date: date, *, tier: str | No
     with Session(app.engine) as session:
         edition = find_edition(session, mailing_list.id, issue_date)
         if edition is not None:
-            edition_id = edition.id
+            edition_id: int | None = edition.id
             what = f"edition #{edition.id}"
         else:
             draft = draft_edition(session, mailing_list, issue_date,
@@ -55,9 +55,8 @@ def render_preview(app: App, list_slug: str, issue_date: date, *, tier: str | No
             if not draft.posts:
                 raise InputError(f"nothing to preview for {list_slug} on {issue_date}: "
                                  f"{draft.reason}", hint="run `digest collect` first")
-            edition_id = 0
-            messages.add_content(draft_content(0, issue_date, draft.subject, mailing_list,
-                                               draft.posts))
+            edition_id = None                             # the draft
+            messages.add_content(EditionContent.of_draft(draft, mailing_list, issue_date))
             what = "the draft of the next edition"
     message = messages.build(edition_id, tier, recipient)
     return Preview(message, f"{what} of {list_slug} as {who}")

@@ -3,6 +3,10 @@
 A subscriber's tier reads non-public posts ``full`` or as a ``teaser``; posts in a public
 category are full for everyone. :class:`EditionMessages` renders each (edition, variant) once,
 keeps its :class:`~digest.message.MessageBuilder`, and builds a message per claimed delivery.
+
+A draft — the edition planning would make now, shown by previews and dry runs, never saved —
+has no edition id: its content is made by :meth:`EditionContent.of_draft`, and its messages are
+asked for with ``edition_id=None``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import date
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from digest.editions import edition_posts
+from digest.editions import Draft, edition_posts
 from digest.message import MessageBuilder, Recipient
 from digest.models import Edition, Post
 from digest.render import FULL, TEASER, EditionView, Renderer, RenderedVariant, post_view
@@ -52,13 +56,34 @@ class AccessRules:
 
 @dataclass(frozen=True)
 class EditionContent:
-    edition_id: int
+    edition_id: int | None             # None: a draft
     view: EditionView
     posts: tuple[Post, ...]
     list_id: int
     list_slug: str
     list_name: str
-    issued_at: int | None = None       # the edition's time: links are the same on every retry
+    # The edition's time: links are the same on every retry. None (a draft): stamped when built.
+    issued_at: int | None = None
+
+    @classmethod
+    def of_edition(cls, edition_id: int, issue_date: date, subject: str,
+                   mailing_list: MailingList, posts: Sequence[Post], *,
+                   issued_at: int | None = None) -> EditionContent:
+        return cls._made(edition_id, issue_date, subject, mailing_list, posts, issued_at)
+
+    @classmethod
+    def of_draft(cls, draft: Draft, mailing_list: MailingList,
+                 issue_date: date) -> EditionContent:
+        return cls._made(None, issue_date, draft.subject, mailing_list, draft.posts, None)
+
+    @classmethod
+    def _made(cls, edition_id: int | None, issue_date: date, subject: str,
+              mailing_list: MailingList, posts: Sequence[Post],
+              issued_at: int | None) -> EditionContent:
+        view = EditionView(edition_id, issue_date, subject, mailing_list.name,
+                           mailing_list.slug)
+        return cls(edition_id, view, tuple(posts), mailing_list.id, mailing_list.slug,
+                   mailing_list.name, issued_at)
 
     @property
     def tag(self) -> str:
@@ -75,20 +100,18 @@ def load_edition(engine: Engine, edition_id: int) -> EditionContent:
         posts = tuple(edition_posts(session, edition_id))
         for post in posts:
             session.expunge(post)
-    return draft_content(edition_id, edition.issue_date, edition.subject, mailing_list, posts,
-                         issued_at=int(edition.created_at.timestamp()))
-
-
-def draft_content(edition_id: int, issue_date: date, subject: str, mailing_list: MailingList,
-                  posts: Sequence[Post], *, issued_at: int | None = None) -> EditionContent:
-    view = EditionView(edition_id or None, issue_date, subject, mailing_list.name,
-                       mailing_list.slug)
-    return EditionContent(edition_id, view, tuple(posts), mailing_list.id, mailing_list.slug,
-                          mailing_list.name, issued_at)
+    return EditionContent.of_edition(edition_id, edition.issue_date, edition.subject,
+                                     mailing_list, posts,
+                                     issued_at=int(edition.created_at.timestamp()))
 
 
 class EditionMessages:
-    """Builds the message of each claimed delivery, rendering each variant only once."""
+    """Builds the message of each claimed delivery, rendering each variant only once.
+
+    Saved editions are loaded when first asked for. Unsaved content — a draft, or a test's
+    edition — is given with :meth:`add_content`; there is at most one draft per factory, asked
+    for as ``edition_id=None``.
+    """
 
     def __init__(self, *, engine: Engine | None, renderer: Renderer, access: AccessRules,
                  builder_options: Mapping[str, object],
@@ -98,30 +121,32 @@ class EditionMessages:
         self.access = access
         self.builder_options = dict(builder_options)
         self.unsubscribe_url = unsubscribe_url
-        self._contents: dict[int, EditionContent] = {}
-        self._builders: dict[tuple[int, str], MessageBuilder] = {}
+        self._contents: dict[int | None, EditionContent] = {}
+        self._builders: dict[tuple[int | None, str], MessageBuilder] = {}
         self.renders = 0
         # Sending threads share this factory: a variant must be rendered once, not once each.
         self._lock = threading.RLock()
 
     def add_content(self, content: EditionContent) -> None:
-        """Use this content for its edition id (previews and dry runs of unsaved editions)."""
+        """Use this content for its edition id, or as the draft (previews and dry runs)."""
         self._contents[content.edition_id] = content
 
-    def content(self, edition_id: int) -> EditionContent:
+    def content(self, edition_id: int | None) -> EditionContent:
         with self._lock:
             return self._content(edition_id)
 
-    def _content(self, edition_id: int) -> EditionContent:
+    def _content(self, edition_id: int | None) -> EditionContent:
         if edition_id not in self._contents:
+            if edition_id is None:
+                raise LookupError("no draft was given to this message factory")
             assert self.engine is not None
             self._contents[edition_id] = load_edition(self.engine, edition_id)
         return self._contents[edition_id]
 
-    def variant(self, edition_id: int, tier: str) -> RenderedVariant:
+    def variant(self, edition_id: int | None, tier: str) -> RenderedVariant:
         return self.builder(edition_id, tier).variant
 
-    def builder(self, edition_id: int, tier: str) -> MessageBuilder:
+    def builder(self, edition_id: int | None, tier: str) -> MessageBuilder:
         key = self.access.variant_key(tier)
         cached = self._builders.get((edition_id, key))
         if cached is not None:
@@ -130,24 +155,26 @@ class EditionMessages:
             cached = self._builders.get((edition_id, key))
             return cached if cached is not None else self._render(edition_id, key)
 
-    def _render(self, edition_id: int, key: str) -> MessageBuilder:
+    def _render(self, edition_id: int | None, key: str) -> MessageBuilder:
         content = self._content(edition_id)
         variant = self.renderer.render(key, content.view, self.access.views(content.posts, key))
         self.renders += 1
         log.info("render edition=%s variant=%s full=%d teasers=%d shortened=%d bytes=%d",
-                 edition_id, key, variant.full, variant.teasers, variant.shortened,
-                 variant.html_bytes)
+                 "draft" if edition_id is None else edition_id, key, variant.full,
+                 variant.teasers, variant.shortened, variant.html_bytes)
         list_id, issued = content.list_id, content.issued_at
         builder = MessageBuilder(
             variant=variant, list_name=content.list_name, list_slug=content.list_slug,
-            edition_id=edition_id, tag=content.tag,
+            # A draft's Message-IDs read digest.0.<subscriber>: no saved edition has id 0.
+            edition_id=0 if edition_id is None else edition_id, tag=content.tag,
             unsubscribe_url=lambda subscriber_id: self.unsubscribe_url(subscriber_id, list_id,
                                                                        issued),
             **self.builder_options)  # type: ignore[arg-type]
         self._builders[(edition_id, key)] = builder
         return builder
 
-    def build(self, edition_id: int, tier: str, recipient: Recipient) -> OutgoingMessage:
+    def build(self, edition_id: int | None, tier: str, recipient: Recipient
+              ) -> OutgoingMessage:
         return self.builder(edition_id, tier).build(recipient)
 
     def __call__(self, claimed: object) -> OutgoingMessage:

@@ -15,7 +15,7 @@ from digest.collect import SourceReport, store_entries
 from digest.models import Post
 from digest.sources.base import Entry
 from digest.sources.feed import FeedSource
-from digest.variants import EditionContent, draft_content
+from digest.variants import EditionContent
 from subscribers.models import MailingList
 
 _numbers = itertools.count(1)
@@ -105,8 +105,8 @@ def an_edition(*posts: Post, edition_id: int = 42, subject: str = "Lanternport L
                "25 November 2026", issue_date: date = date(2026, 11, 25),
                mailing_list: MailingList | None = None) -> EditionContent:
     """The content of an unsaved edition, as previews and dry runs use it."""
-    return draft_content(edition_id, issue_date, subject,
-                         mailing_list or a_mailing_list(), list(posts))
+    return EditionContent.of_edition(edition_id, issue_date, subject,
+                                     mailing_list or a_mailing_list(), list(posts))
 
 
 def an_atom_feed(*entries: Entry, title: str = "The Lanternport Ledger",
