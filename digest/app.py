@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from digest.ratelimit import RateLimiter
     from digest.render import Renderer
     from digest.sources.base import Source
-    from digest.transports.base import Transport
+    from digest.deliver import Transport
     from digest.variants import AccessRules, EditionMessages
 
 SECRET_SETTING = "web.secret_key"

@@ -20,7 +20,7 @@ import pytest
 
 from digest.app import App
 from digest.errors import TransportError
-from digest.transports.base import Outcome
+from digest.outbound import Outcome
 from digest.transports.mailgun import MailgunTransport, from_config
 from conftest import make_config
 from support.builders import a_post

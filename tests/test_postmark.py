@@ -11,7 +11,7 @@ import pytest
 
 from digest.errors import TransportError
 from digest.transports import postmark
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.outbound import OutgoingMessage, Outcome, SendResult
 from digest.transports.http import make_client
 from digest.transports.postmark import PostmarkTransport
 from conftest import make_config
@@ -37,8 +37,8 @@ def a_message(number: int, *, to: str = "", name: str | None = None, html: str =
         to_address=to or f"reader{number}@example.com",
         to_name=f"Reader {number}" if name is None else name, from_header=SENDER,
         subject="Lanternport Ledger — 25 November 2026", headers=headers, tag=tag,
-        _build_html=lambda: html or f"<p>Good morning, reader {number}.</p>",
-        _build_text=lambda: f"Good morning, reader {number}.")
+        build_html=lambda: html or f"<p>Good morning, reader {number}.</p>",
+        build_text=lambda: f"Good morning, reader {number}.")
 
 
 @pytest.fixture

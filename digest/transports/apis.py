@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.outbound import OutgoingMessage, Outcome, SendResult
 
 # A display name made only of these needs no quoting (RFC 5322 atext and spaces).
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")

@@ -19,7 +19,7 @@ from pathlib import Path
 import jinja2
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, SendResult
+from digest.outbound import OutgoingMessage, SendResult
 
 MANIFEST = "messages.jsonl"
 

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, SendResult
+from digest.outbound import OutgoingMessage, SendResult
 from digest.transports.apis import json_object, plan_requests, send_requests
 from digest.transports.http import ApiClient, brief
 
@@ -61,7 +61,7 @@ VARIABLE_MARK = "%recipient."
 
 
 class MailgunTransport:
-    """Meets :class:`digest.transports.base.Transport` for Mailgun's messages API."""
+    """Meets :class:`digest.deliver.Transport` for Mailgun's messages API."""
 
     name = "mailgun"
     max_batch = MAX_RECIPIENTS

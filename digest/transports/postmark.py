@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.outbound import OutgoingMessage, Outcome, SendResult
 from digest.transports.apis import api_sender, display_address, results_after, scrubbed
 from digest.transports.http import ApiClient, retry_after
 

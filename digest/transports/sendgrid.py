@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, SendResult
+from digest.outbound import OutgoingMessage, SendResult
 from digest.transports.apis import plan_requests, results_after, send_requests
 from digest.transports.http import ApiClient, brief
 
@@ -59,7 +59,7 @@ _CATEGORY_UNSAFE = re.compile(r"[^A-Za-z0-9 ._:-]+")
 
 
 class SendgridTransport:
-    """Meets :class:`digest.transports.base.Transport` for SendGrid's v3 Mail Send API."""
+    """Meets :class:`digest.deliver.Transport` for SendGrid's v3 Mail Send API."""
 
     name = "sendgrid"
     max_batch = MAX_PERSONALIZATIONS

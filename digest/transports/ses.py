@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from digest.errors import ConfigError, TransportError
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.outbound import OutgoingMessage, Outcome, SendResult
 from digest.transports.apis import json_object
 from digest.transports.http import ApiClient, retry_after
 
@@ -104,7 +104,7 @@ class SigV4(httpx.Auth):
 
 
 class SesTransport:
-    """Meets :class:`digest.transports.base.Transport` for the SES v2 SendEmail call."""
+    """Meets :class:`digest.deliver.Transport` for the SES v2 SendEmail call."""
 
     name = "ses"
     max_batch = 50
