@@ -15,6 +15,7 @@ from digest.errors import TransportError
 from digest.transports import resend
 from digest.outbound import OutgoingMessage, Outcome, SendResult
 from digest.transports.http import make_client
+from digest.transports.registry import TransportNeeds
 from digest.transports.resend import ResendTransport, idempotency_key
 from conftest import make_config
 from support.fake_resend import FakeResend
@@ -134,7 +135,7 @@ def test_the_public_api_is_the_default_address(tmp_path):
     config = make_config(tmp_path, "sqlite://", delivery={"transport": "resend"},
                          resend={"api_key": "re_x"})
     with httpx.Client() as client:
-        transport = resend.from_config(config, client)
+        transport = resend.from_settings(config.resend, TransportNeeds(lambda: client))
     assert transport._api.base_url == "https://api.resend.com"
 
 
