@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     import httpx
     import jinja2
 
-    from digest.deliver import Transport
     from digest.scrub import Scrubber
 
 
@@ -61,7 +60,8 @@ class Provider:
     credentials: tuple[str, ...] = ()  # keys that must be set before it can send at all
     webhook: str | None = None         # "module:function(settings) -> Webhook | None"
 
-    def make_transport(self, settings: Section | None, needs: TransportNeeds) -> Transport:
+    def make_transport(self, settings: Section | None, needs: TransportNeeds) -> Any:
+        """A new transport (it meets ``digest.deliver.Transport``, declared up there)."""
         return _load(self.transport)(settings, needs)
 
     def make_webhook(self, settings: Section | None) -> Any:
