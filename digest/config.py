@@ -3,6 +3,10 @@
 The file is the public interface documented in ``config.example.toml``. Unknown keys are errors
 (with the nearest known key suggested), relative paths resolve against the config file's folder,
 and secrets may come from the environment instead of the file.
+
+The transports' sections, their environment overrides, the choice of ``[delivery] transport``
+and the credentials each needs come from :mod:`digest.transports.registry`, which imports no
+transport code; nothing here lists a provider by name.
 """
 
 from __future__ import annotations
