@@ -11,7 +11,8 @@ from email.policy import SMTP
 from email.utils import formatdate, make_msgid, parseaddr
 
 from digest.message import one_line
-from digest.transports.base import OutgoingMessage, Outcome, Transport
+from digest.deliver import Transport
+from digest.outbound import OutgoingMessage, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -59,4 +60,4 @@ class Alerts:
             delivery_id=0, envelope_from=envelope_from, to_address=to, to_name="",
             from_header=self.sender, subject=subject,
             headers={"Message-ID": mime["Message-ID"]}, tag="alert",
-            _build_raw=lambda: raw, _build_html=lambda: html, _build_text=lambda: body)
+            build_raw=lambda: raw, build_html=lambda: html, build_text=lambda: body)

@@ -5,7 +5,6 @@ Objects take their collaborators as arguments; only this module reads the config
 
 from __future__ import annotations
 
-import importlib
 import secrets
 import threading
 from datetime import timedelta
@@ -20,9 +19,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from digest.config import PROVIDERS, Config
+from digest.config import Config, provider_settings
 from digest.db import make_engine, require_current, session_scope
 from digest.models import AppSetting
+from digest.scrub import Scrubber
+from digest.transports.registry import PROVIDERS, TransportNeeds
 from subscribers.service import SubscriberService
 from subscribers.suppressions import Suppressions
 from subscribers.tokens import TokenSigner
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from digest.ratelimit import RateLimiter
     from digest.render import Renderer
     from digest.sources.base import Source
-    from digest.transports.base import Transport
+    from digest.deliver import Transport
     from digest.variants import AccessRules, EditionMessages
 
 SECRET_SETTING = "web.secret_key"
@@ -153,33 +154,33 @@ class App:
     # -- delivery ------------------------------------------------------------------------
 
     def transport(self) -> Transport:
-        """A new transport of the configured kind. Sending threads get one each; email-API
-        transports share one HTTP client per provider."""
-        delivery = self.config.delivery
-        if delivery.transport in PROVIDERS:
-            module = importlib.import_module(f"digest.transports.{delivery.transport}")
-            return module.from_config(self.config, self.api_http_client(delivery.transport))
-        if delivery.transport == "smtp":
-            from digest.transports.smtp import SmtpSettings, SmtpTransport
-            smtp = self.config.smtp
-            return SmtpTransport(SmtpSettings(
-                host=smtp.host, port=smtp.port, security=smtp.security,
-                username=smtp.username, password=smtp.password.get_secret_value(),
-                timeout=smtp.timeout_seconds, local_hostname=smtp.local_hostname or None))
-        if delivery.transport == "null":
-            from digest.transports.null import NullTransport
-            return NullTransport()
-        from digest.transports.file import FileTransport
-        return FileTransport(self.config.outbox_dir, self.templates)
+        """A new transport of the configured kind, from its registry entry. Sending threads
+        get one each; email-API transports share one HTTP client per provider."""
+        name = self.config.delivery.transport
+        return PROVIDERS[name].make_transport(
+            provider_settings(self.config, name),
+            TransportNeeds(http_client=lambda: self.api_http_client(name),
+                           outbox=self.config.outbox_dir, templates=self.templates,
+                           scrubber=self.scrubber))
 
     def api_http_client(self, provider: str) -> httpx.Client:
+        """The provider's shared HTTP client, with the timeout of its section."""
         with self._clients_lock:
             if provider not in self._api_clients:
                 from digest.transports.http import make_client
 
-                section = getattr(self.config, provider)
-                self._api_clients[provider] = make_client(timeout=section.timeout_seconds)
+                section = provider_settings(self.config, provider)
+                self._api_clients[provider] = make_client(
+                    timeout=getattr(section, "timeout_seconds", 30.0))
             return self._api_clients[provider]
+
+    @cached_property
+    def scrubber(self) -> Scrubber:
+        """Every configured secret, for error texts and, as a logging filter, every log line:
+        each provider's secret keys (from the registry) and the web secret key."""
+        found = [secret for name, provider in PROVIDERS.items()
+                 for secret in provider.secrets(provider_settings(self.config, name))]
+        return Scrubber([*found, ("secret key", self.config.web.secret_key.get_secret_value())])
 
     def rate_limiter(self) -> RateLimiter | None:
         from digest.ratelimit import RateLimiter

@@ -3,6 +3,10 @@
 The file is the public interface documented in ``config.example.toml``. Unknown keys are errors
 (with the nearest known key suggested), relative paths resolve against the config file's folder,
 and secrets may come from the environment instead of the file.
+
+The transports' sections, their environment overrides, the choice of ``[delivery] transport``
+and the credentials each needs come from :mod:`digest.transports.registry`, which imports no
+transport code; nothing here lists a provider by name.
 """
 
 from __future__ import annotations
@@ -14,36 +18,25 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
+from pydantic import (ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator,
                       model_validator)
 
 from digest.errors import ConfigError
+from digest.transports.registry import PROVIDERS
+from digest.transports.settings import Section, one_line
 
 DEFAULT_CONFIG_NAME = "digest.toml"
 
 # Environment variables that override a key of the file; secrets belong here rather than in git.
+# Each provider's come from its entry in the registry.
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "DIGEST_DATABASE_URL": ("database", "url"),
     "DIGEST_SECRET_KEY": ("web", "secret_key"),
-    "DIGEST_SMTP_PASSWORD": ("smtp", "password"),
-    "DIGEST_POSTMARK_TOKEN": ("postmark", "token"),
-    "DIGEST_POSTMARK_WEBHOOK_PASSWORD": ("postmark", "webhook_password"),
-    "DIGEST_SENDGRID_API_KEY": ("sendgrid", "api_key"),
-    "DIGEST_SENDGRID_WEBHOOK_PUBLIC_KEY": ("sendgrid", "webhook_public_key"),
-    "DIGEST_MAILGUN_API_KEY": ("mailgun", "api_key"),
-    "DIGEST_MAILGUN_WEBHOOK_SIGNING_KEY": ("mailgun", "webhook_signing_key"),
-    "DIGEST_RESEND_API_KEY": ("resend", "api_key"),
-    "DIGEST_RESEND_WEBHOOK_SECRET": ("resend", "webhook_secret"),
-    "DIGEST_SES_ACCESS_KEY_ID": ("ses", "access_key_id"),
-    "DIGEST_SES_SECRET_ACCESS_KEY": ("ses", "secret_access_key"),
-    "DIGEST_SES_SESSION_TOKEN": ("ses", "session_token"),
+    **{var: (provider.name, key) for provider in PROVIDERS.values()
+       for var, key in provider.env.items()},
 }
-# The email-API providers a transport can be, each with a [section] of its own.
-PROVIDERS = ("postmark", "sendgrid", "mailgun", "resend", "ses")
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# [delivery] transport: one of the registry's names.
+TransportName = Literal[tuple(PROVIDERS)]  # type: ignore[valid-type]
 
 
 class DatabaseConfig(Section):
@@ -58,7 +51,7 @@ class SiteConfig(Section):
     @field_validator("name")
     @classmethod
     def _one_line(cls, value: str) -> str:
-        return _reject_line_breaks(value)
+        return one_line(value)
 
 
 class SourceConfig(Section):
@@ -90,14 +83,13 @@ class EditionsConfig(Section):
     @classmethod
     def _one_line(cls, value: str) -> str:
         # The subject template becomes the Subject: header.
-        return _reject_line_breaks(value)
+        return one_line(value)
 
 
 class DeliveryConfig(Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    transport: Literal["file", "smtp", "null", "postmark", "sendgrid", "mailgun", "resend",
-                       "ses"] = "file"
+    transport: TransportName = "file"
     from_: str = Field(default="Example Digest <digest@news.example.com>", alias="from")
     reply_to: str = ""
     outbox: str = "outbox"
@@ -116,23 +108,7 @@ class DeliveryConfig(Section):
     @field_validator("from_", "reply_to", "unsubscribe_mailto")
     @classmethod
     def _one_line(cls, value: str) -> str:
-        return _reject_line_breaks(value)
-
-
-class SmtpConfig(Section):
-    host: str = "localhost"
-    port: int = Field(default=587, gt=0, lt=65536)
-    security: Literal["none", "starttls", "tls"] = "starttls"
-    username: str = ""
-    password: SecretStr = SecretStr("")
-    timeout_seconds: float = Field(default=30.0, gt=0)
-    local_hostname: str = ""
-
-    @field_validator("local_hostname")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        # Sent in EHLO: smtplib would refuse it only when the first message goes out.
-        return _reject_line_breaks(value)
+        return one_line(value)
 
 
 class WebConfig(Section):
@@ -146,54 +122,6 @@ class WebConfig(Section):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
-
-
-class ApiConfig(Section):
-    """What every email-API provider section has."""
-
-    base_url: str = ""                       # empty: the provider's public API
-    timeout_seconds: float = Field(default=30.0, gt=0)
-
-    @field_validator("base_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
-
-
-class PostmarkConfig(ApiConfig):
-    token: SecretStr = SecretStr("")
-    message_stream: str = "broadcast"
-    webhook_username: str = ""
-    webhook_password: SecretStr = SecretStr("")
-
-
-class SendgridConfig(ApiConfig):
-    api_key: SecretStr = SecretStr("")
-    webhook_public_key: SecretStr = SecretStr("")   # base64 DER, from Mail Settings
-    webhook_max_age_seconds: int = Field(default=600, gt=0)
-
-
-class MailgunConfig(ApiConfig):
-    api_key: SecretStr = SecretStr("")
-    domain: str = ""
-    region: Literal["us", "eu"] = "us"
-    webhook_signing_key: SecretStr = SecretStr("")
-    webhook_max_age_seconds: int = Field(default=600, gt=0)
-
-
-class ResendConfig(ApiConfig):
-    api_key: SecretStr = SecretStr("")
-    webhook_secret: SecretStr = SecretStr("")       # "whsec_…"
-    webhook_max_age_seconds: int = Field(default=300, gt=0)
-
-
-class SesConfig(ApiConfig):
-    region: str = "us-east-1"
-    access_key_id: str = ""
-    secret_access_key: SecretStr = SecretStr("")
-    session_token: SecretStr = SecretStr("")
-    configuration_set: str = ""
-    sns_topic_arn: str = ""                  # only notifications from this topic are accepted
 
 
 class BouncesConfig(Section):
@@ -219,7 +147,9 @@ class TemplatesConfig(Section):
     dir: str = ""
 
 
-class Config(Section):
+class _Config(Section):
+    """The sections that are not a provider's; :data:`Config` adds one per provider."""
+
     database: DatabaseConfig = DatabaseConfig()
     site: SiteConfig = SiteConfig()
     sources: list[SourceConfig] = []
@@ -229,12 +159,6 @@ class Config(Section):
     subscribers: SubscribersConfig = SubscribersConfig()
     editions: EditionsConfig = EditionsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
-    smtp: SmtpConfig = SmtpConfig()
-    postmark: PostmarkConfig = PostmarkConfig()
-    sendgrid: SendgridConfig = SendgridConfig()
-    mailgun: MailgunConfig = MailgunConfig()
-    resend: ResendConfig = ResendConfig()
-    ses: SesConfig = SesConfig()
     bounces: BouncesConfig = BouncesConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     alerts: AlertsConfig = AlertsConfig()
@@ -245,7 +169,7 @@ class Config(Section):
     base_dir: Path = Path(".")
 
     @model_validator(mode="after")
-    def _check_cross_references(self) -> Config:
+    def _check_cross_references(self) -> _Config:
         if not self.tiers:
             raise ValueError("[tiers] must name at least one tier, e.g. free = \"teaser\"")
         if self.access.default_tier and self.access.default_tier not in self.tiers:
@@ -292,27 +216,30 @@ class Config(Section):
         return str(self.resolve_path(source.url))
 
 
-def _missing_credentials(config: Config) -> str:
-    """What an email-API transport lacks to send at all, or ""."""
+# One [section] per provider that has settings, named after it.
+Config = create_model(
+    "Config", __base__=_Config, __module__=__name__,
+    **{name: (provider.settings, provider.settings()) for name, provider in PROVIDERS.items()
+       if provider.settings is not None})  # type: ignore[call-overload]
+
+
+def provider_settings(config: _Config, name: str) -> Section | None:
+    """The named provider's own section of the config, or None when it has none."""
+    return getattr(config, name) if PROVIDERS[name].settings is not None else None
+
+
+def _missing_credentials(config: _Config) -> str:
+    """What the configured transport lacks to send at all, or ""."""
     transport = config.delivery.transport
-    needed = {"postmark": ["token"], "sendgrid": ["api_key"], "mailgun": ["api_key", "domain"],
-              "resend": ["api_key"], "ses": ["access_key_id", "secret_access_key"]}
-    section = getattr(config, transport, None)
-    for key in needed.get(transport, []):
+    provider = PROVIDERS[transport]
+    section = provider_settings(config, transport)
+    for key in provider.credentials:
         value = getattr(section, key)
         if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
-            env = next((var for var, target in ENV_OVERRIDES.items()
-                        if target == (transport, key)), None)
+            env = next((var for var, target in provider.env.items() if target == key), None)
             return (f"[delivery] transport = {transport!r} needs [{transport}] {key}"
                     + (f" (or {env} in the environment)" if env else ""))
     return ""
-
-
-def _reject_line_breaks(value: str) -> str:
-    # A CR or LF here would end up inside a mail header (see CVE-2024-6923).
-    if "\r" in value or "\n" in value:
-        raise ValueError("must be one line (no line breaks)")
-    return value
 
 
 def config_path_from(explicit: str | os.PathLike[str] | None) -> Path:

@@ -32,11 +32,31 @@ from digest.message import Recipient
 from digest.models import Delivery, DeliveryStatus, Edition
 from digest.ratelimit import RateLimiter
 from digest.timeutil import UTCDateTime, utcnow
-from digest.transports.base import OutgoingMessage, Outcome, SendResult, Transport
+from digest.outbound import OutgoingMessage, Outcome, SendResult
 from subscribers.models import Subscriber, Subscription, Suppression
 from subscribers.suppressions import Suppressions, hard_bounces_from_deliveries
 
 log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """What the delivery code needs of a transport (SMTP, the file outbox, each email API)."""
+
+    name: str
+    max_batch: int            # the most messages one ``send`` call takes
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Hand over a batch; one result per message, in any order.
+
+        Per-recipient problems are results, not exceptions. Raises
+        :class:`digest.errors.TransportError` only when nothing in the batch could be
+        handed over (server unreachable, credentials refused).
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections; the transport may be used again afterwards."""
+        ...
 
 
 def default_worker_id() -> str:

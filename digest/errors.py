@@ -47,7 +47,7 @@ class SourceError(DigestError):
 class TransportError(DigestError):
     """A transport could not hand messages over at all (connection refused, bad credentials).
 
-    Per-message outcomes are :class:`digest.transports.base.SendResult` values, not exceptions.
+    Per-message outcomes are :class:`digest.outbound.SendResult` values, not exceptions.
     ``retry`` says whether trying again later can help; ``maybe_sent`` that the request may
     have been processed although no answer came (a read timeout), so that sending again could
     deliver twice.

@@ -26,8 +26,8 @@ from email.utils import format_datetime, formataddr, parseaddr
 from datetime import UTC, datetime
 
 from digest.errors import ConfigError, InputError
-from digest.render import RenderedVariant, SplitTemplate, personal_values
-from digest.transports.base import OutgoingMessage
+from digest.outbound import OutgoingMessage, SplitTemplate
+from digest.render import RenderedVariant, personal_values
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
@@ -250,9 +250,9 @@ class MessageBuilder:
             text_template=variant.text,
             html_values=escaped,
             text_values=raw_values,
-            _build_raw=build_raw,
-            _build_html=lambda: variant.html.fill(escaped),
-            _build_text=lambda: variant.text.fill(raw_values),
+            build_raw=build_raw,
+            build_html=lambda: variant.html.fill(escaped),
+            build_text=lambda: variant.text.fill(raw_values),
         )
 
     def _raw(self, to_header: str, headers: dict[str, str], escaped: dict[str, str],

@@ -16,7 +16,7 @@ from digest.editions import draft_edition, find_edition
 from digest.errors import InputError
 from digest.message import Recipient
 from digest.timeutil import utcnow
-from digest.transports.base import OutgoingMessage
+from digest.outbound import OutgoingMessage
 from digest.variants import EditionContent
 from subscribers.validation import check_tier
 

@@ -12,7 +12,7 @@ import html
 import logging
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -23,6 +23,8 @@ import lxml.html
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 from premailer import Premailer
+
+from digest.outbound import SplitTemplate
 
 log = logging.getLogger(__name__)
 
@@ -65,33 +67,6 @@ def _long_date(value: date | datetime | None) -> str:
     if value is None:
         return ""
     return f"{value.day} {value:%B %Y}"
-
-
-@dataclass(frozen=True)
-class SplitTemplate:
-    """Rendered text cut at the per-subscriber markers: literal, field, literal, field, ….
-
-    ``parts[0::2]`` are literal text and ``parts[1::2]`` field names.
-    """
-
-    parts: tuple[str, ...]
-
-    @classmethod
-    def split(cls, text: str, marker: re.Pattern[str]) -> SplitTemplate:
-        return cls(tuple(marker.split(text)))
-
-    @property
-    def literals(self) -> tuple[str, ...]:
-        return self.parts[0::2]
-
-    @property
-    def fields(self) -> tuple[str, ...]:
-        return self.parts[1::2]
-
-    def fill(self, values: Mapping[str, str]) -> str:
-        parts = list(self.parts)
-        parts[1::2] = [values[name] for name in self.fields]
-        return "".join(parts)
 
 
 @dataclass(frozen=True)

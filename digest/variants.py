@@ -24,7 +24,7 @@ from digest.editions import Draft, edition_posts
 from digest.message import MessageBuilder, Recipient
 from digest.models import Edition, Post
 from digest.render import FULL, TEASER, EditionView, Renderer, RenderedVariant, post_view
-from digest.transports.base import OutgoingMessage
+from digest.outbound import OutgoingMessage
 from subscribers.models import MailingList
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from digest.deliver import Deliverer, DeliveryQueue, RetryPolicy
 from digest.editions import enqueue, plan_edition
 from digest.errors import TransportError
 from digest.models import Delivery
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.outbound import OutgoingMessage, Outcome, SendResult
 from conftest import make_config
 from support.builders import an_entry, stored_posts
 

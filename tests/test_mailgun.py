@@ -20,8 +20,9 @@ import pytest
 
 from digest.app import App
 from digest.errors import TransportError
-from digest.transports.base import Outcome
-from digest.transports.mailgun import MailgunTransport, from_config
+from digest.outbound import Outcome
+from digest.transports.mailgun import MailgunTransport, from_settings
+from digest.transports.registry import TransportNeeds
 from conftest import make_config
 from support.builders import a_post
 from support.fake_mailgun import FakeMailgun
@@ -119,7 +120,7 @@ def test_eu_domains_go_to_the_eu_api(tmp_path, sqlite_url):
     config = make_config(tmp_path, sqlite_url, delivery={"transport": "mailgun"},
                          mailgun={"api_key": KEY, "domain": DOMAIN, "region": "eu"})
     with httpx.Client() as client:
-        transport = from_config(config, client)
+        transport = from_settings(config.mailgun, TransportNeeds(lambda: client))
     assert "https://api.eu.mailgun.net" in repr(transport) and KEY not in repr(transport)
 
 

@@ -21,7 +21,7 @@ import pytest
 from digest.errors import ConfigError, InputError
 from digest.message import MessageBuilder, Recipient, one_line
 from digest.render import TEASER, RenderedVariant, Renderer, SiteView, make_environment
-from digest.transports.base import OutgoingMessage
+from digest.outbound import OutgoingMessage
 from digest.variants import AccessRules
 from subscribers.tokens import TokenSigner
 from support.builders import a_mailing_list, a_post, an_edition

@@ -11,9 +11,10 @@ import pytest
 
 from digest.errors import TransportError
 from digest.transports import postmark
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.outbound import OutgoingMessage, Outcome, SendResult
 from digest.transports.http import make_client
 from digest.transports.postmark import PostmarkTransport
+from digest.transports.registry import TransportNeeds
 from conftest import make_config
 from support.fake_postmark import FakePostmark
 from test_deliver import an_app, an_edition, deliveries
@@ -37,8 +38,8 @@ def a_message(number: int, *, to: str = "", name: str | None = None, html: str =
         to_address=to or f"reader{number}@example.com",
         to_name=f"Reader {number}" if name is None else name, from_header=SENDER,
         subject="Lanternport Ledger — 25 November 2026", headers=headers, tag=tag,
-        _build_html=lambda: html or f"<p>Good morning, reader {number}.</p>",
-        _build_text=lambda: f"Good morning, reader {number}.")
+        build_html=lambda: html or f"<p>Good morning, reader {number}.</p>",
+        build_text=lambda: f"Good morning, reader {number}.")
 
 
 @pytest.fixture
@@ -118,7 +119,7 @@ def test_the_configured_message_stream_is_used(tmp_path, fake, client):
                          delivery={"transport": "postmark"},
                          postmark={"token": fake.token, "base_url": fake.url,
                                    "message_stream": "digest-broadcasts"})
-    transport = postmark.from_config(config, client)
+    transport = postmark.from_settings(config.postmark, TransportNeeds(lambda: client))
     assert transport.send([a_message(1)])[0].outcome is Outcome.SENT
     assert fake.accepted[0].message["MessageStream"] == "digest-broadcasts"
 
@@ -127,7 +128,7 @@ def test_the_public_api_is_the_default_address(tmp_path):
     config = make_config(tmp_path, "sqlite://",
                          delivery={"transport": "postmark"}, postmark={"token": "t"})
     with httpx.Client() as client:
-        transport = postmark.from_config(config, client)
+        transport = postmark.from_settings(config.postmark, TransportNeeds(lambda: client))
     assert transport._api.base_url == "https://api.postmarkapp.com"
 
 

@@ -13,8 +13,9 @@ import pytest
 
 from digest.errors import TransportError
 from digest.transports import resend
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.outbound import OutgoingMessage, Outcome, SendResult
 from digest.transports.http import make_client
+from digest.transports.registry import TransportNeeds
 from digest.transports.resend import ResendTransport, idempotency_key
 from conftest import make_config
 from support.fake_resend import FakeResend
@@ -40,8 +41,8 @@ def a_message(number: int, *, to: str = "", name: str | None = None, html: str =
         to_address=to or f"reader{number}@example.com",
         to_name=f"Reader {number}" if name is None else name, from_header=SENDER,
         subject="Lanternport Ledger — 25 November 2026", headers=headers, tag=tag,
-        _build_html=lambda: html or f"<p>Good morning, reader {number}.</p>",
-        _build_text=lambda: f"Good morning, reader {number}.")
+        build_html=lambda: html or f"<p>Good morning, reader {number}.</p>",
+        build_text=lambda: f"Good morning, reader {number}.")
 
 
 @pytest.fixture
@@ -134,7 +135,7 @@ def test_the_public_api_is_the_default_address(tmp_path):
     config = make_config(tmp_path, "sqlite://", delivery={"transport": "resend"},
                          resend={"api_key": "re_x"})
     with httpx.Client() as client:
-        transport = resend.from_config(config, client)
+        transport = resend.from_settings(config.resend, TransportNeeds(lambda: client))
     assert transport._api.base_url == "https://api.resend.com"
 
 

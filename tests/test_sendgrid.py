@@ -19,7 +19,7 @@ import pytest
 
 from digest.app import App
 from digest.errors import TransportError
-from digest.transports.base import Outcome
+from digest.outbound import Outcome
 from digest.transports.sendgrid import SendgridTransport
 from conftest import make_config
 from support.fake_sendgrid import FakeSendgrid

@@ -19,7 +19,7 @@ import pytest
 
 from digest.app import App
 from digest.errors import ConfigError, TransportError
-from digest.transports.base import Outcome
+from digest.outbound import Outcome
 from digest.transports.ses import SesTransport
 from conftest import make_config
 from support.fake_ses import FakeSes, signature

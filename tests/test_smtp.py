@@ -21,7 +21,7 @@ import pytest
 import trustme
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.outbound import OutgoingMessage, Outcome, SendResult
 from digest.transports.smtp import SmtpSettings, SmtpTransport
 from support.smtp_server import HANG_UP, Authenticator, SmtpServer, free_port
 
@@ -60,7 +60,7 @@ def make_message(number: int, to: str | None = None, *, raw: bytes | None = None
         from_header="Ledger Digest <digest@news.example.com>",
         subject=f"Morning digest {number}",
         headers={"Message-ID": f"<msg-{number}@news.example.com>"},
-        tag="morning-2026-11-25", _build_raw=lambda: data)
+        tag="morning-2026-11-25", build_raw=lambda: data)
 
 
 def make_batch(count: int, start: int = 1) -> list[OutgoingMessage]:
@@ -436,7 +436,7 @@ def test_a_server_gone_mid_batch_keeps_what_was_sent_and_retries_the_rest() -> N
         return raw_message(2, "reader2@example.org")
 
     batch = [make_message(1), make_message(2), make_message(3), make_message(4)]
-    batch[1]._build_raw = stop_server_then_build
+    batch[1].build_raw = stop_server_then_build
     try:
         results = by_id(transport.send(batch))
     finally:

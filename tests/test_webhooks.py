@@ -36,7 +36,8 @@ from sqlmodel import Session
 
 from digest.app import App
 from digest.errors import ConfigError
-from digest.web.app import create_app, webhooks_from
+from digest.web.app import create_app
+from digest.web.webhooks.routes import webhooks_from
 from digest.web.webhooks import mailgun, postmark, resend, sendgrid, ses
 from digest.web.webhooks.base import WebhookRejected, WebhookRequest
 from subscribers.models import BounceEvent, Subscriber, Subscription, Suppression
@@ -642,7 +643,7 @@ def serve_site(server: AsgiServer, client: httpx.Client, tmp_path: Path, databas
     sns = FakeSns(sns_certificate_pem())
     hooks = webhooks_from(app)
     assert sorted(hooks) == sorted(PROVIDERS)
-    hooks["ses"] = ses.from_config(app.config, fetch_certificate=sns.fetch_certificate,
+    hooks["ses"] = ses.from_settings(app.config.ses, fetch_certificate=sns.fetch_certificate,
                                    confirm_subscription=sns.confirm)
     app.subscribers.create_list("morning", "Morning Briefing")
     with server.serving(create_app(app, webhooks=hooks)):
@@ -1287,7 +1288,8 @@ def test_an_oversized_webhook_body_is_refused_unread(tmp_path, sqlite_url):
     import httpx
 
     from digest.app import App
-    from digest.web.app import MAX_WEBHOOK_BYTES, create_app
+    from digest.web.app import create_app
+    from digest.web.webhooks.routes import MAX_WEBHOOK_BYTES
     from conftest import make_config
     from support.asgi_server import AsgiServer
 

@@ -1,5 +1,6 @@
 """What the email-API adapters have in common: addresses as JSON APIs take them, batches cut
-into requests, results for requests that never got their answer, errors scrubbed of secrets.
+into requests and sent by one loop (:func:`send_requests`), results for requests that never got
+their answer, errors scrubbed of secrets.
 
 Moving bytes is :mod:`digest.transports.http`; each vendor's JSON is its own module.
 """
@@ -8,15 +9,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.utils import parseaddr
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.outbound import OutgoingMessage, Outcome, SendResult
+from digest.scrub import Scrubber
+
+R = TypeVar("R")              # one planned request: its messages, maybe with their JSON
 
 # A display name made only of these needs no quoting (RFC 5322 atext and spaces).
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
@@ -91,23 +96,36 @@ def distinct_chunks(group: Sequence[OutgoingMessage], limit: int
     return [chunk for chunk, _ in chunks]
 
 
-def send_requests(requests: Sequence[list[OutgoingMessage]],
-                  send_one: Callable[[list[OutgoingMessage]], list[SendResult]]
+def send_requests(requests: Sequence[R], send_one: Callable[[R], list[SendResult]], *,
+                  scrubber: Scrubber,
+                  messages_of: Callable[[R], Sequence[OutgoingMessage]] | None = None
                   ) -> list[SendResult]:
-    """Send planned requests in turn. A failure before anything was handed over concerns the
-    whole batch and is raised; after that, the results so far are kept and the rest is
-    reported with :func:`results_after` (raising would lose what was sent)."""
+    """The one loop every email-API adapter sends a batch with: its planned requests in turn.
+
+    A failure of the first request concerns the whole batch and is raised (nothing was handed
+    over, or only that request was and nothing else is left). After that, the results so far
+    are kept and the rest is reported with :func:`results_after`: raising would lose what was
+    sent. Every error, raised or in a result, goes through ``scrubber`` first, since a provider
+    may echo a credential back. ``messages_of`` gives a request's messages when a request is
+    more than its list of messages."""
+    messages_of = messages_of or (lambda request: request)  # type: ignore[assignment]
     results: list[SendResult] = []
-    for index, group in enumerate(requests):
+    for index, request in enumerate(requests):
         try:
-            results.extend(send_one(group))
-        except TransportError as exc:
-            rest = [m for later in requests[index + 1:] for m in later]
-            if not results and (not exc.maybe_sent or not rest):
-                raise
-            results.extend(results_after(exc, group, rest))
+            results.extend(send_one(request))
+        except TransportError as raised:
+            exc = scrubber.error(raised)
+            rest = [m for later in requests[index + 1:] for m in messages_of(later)]
+            if index == 0 and (not exc.maybe_sent or not rest):
+                raise exc from None
+            results.extend(results_after(exc, messages_of(request), rest))
             break
-    return results
+    return [_scrubbed(result, scrubber) for result in results]
+
+
+def _scrubbed(result: SendResult, scrubber: Scrubber) -> SendResult:
+    error = scrubber.text(result.error)
+    return result if error == result.error else replace(result, error=error)
 
 
 def results_after(exc: TransportError, failed: Sequence[OutgoingMessage],
@@ -120,15 +138,6 @@ def results_after(exc: TransportError, failed: Sequence[OutgoingMessage],
                for m in failed]
     return results + [SendResult.retry(m, f"not sent: an earlier request failed: {exc}",
                                        exc.retry_after) for m in rest]
-
-
-def scrubbed(exc: TransportError, secret: str, label: str) -> TransportError:
-    """The error without the credential in it, should any answer ever echo it."""
-    if not secret or (secret not in exc.message and secret not in (exc.hint or "")):
-        return exc
-    return TransportError(exc.message.replace(secret, f"[{label}]"), retry=exc.retry,
-                          hint=(exc.hint or "").replace(secret, f"[{label}]") or None,
-                          retry_after=exc.retry_after, maybe_sent=exc.maybe_sent)
 
 
 def json_object(response: httpx.Response) -> dict[str, Any]:

@@ -15,13 +15,23 @@ import uuid
 from datetime import UTC, datetime
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, SendResult
+from digest.outbound import OutgoingMessage, SendResult
+
+if TYPE_CHECKING:
+    from digest.transports.registry import TransportNeeds
 
 MANIFEST = "messages.jsonl"
+
+
+def from_settings(_settings: None, needs: TransportNeeds) -> FileTransport:
+    """The file transport has no section: its folder is ``[delivery] outbox``."""
+    assert needs.templates is not None, "the outbox index page needs the templates"
+    return FileTransport(needs.outbox, needs.templates)
 
 
 class FileTransport:

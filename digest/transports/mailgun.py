@@ -44,12 +44,14 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, SendResult
+from digest.outbound import OutgoingMessage, SendResult
+from digest.scrub import Scrubber
 from digest.transports.apis import json_object, plan_requests, send_requests
 from digest.transports.http import ApiClient, brief
 
 if TYPE_CHECKING:
-    from digest.config import Config
+    from digest.transports.registry import TransportNeeds
+    from digest.transports.settings import MailgunConfig
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +63,18 @@ VARIABLE_MARK = "%recipient."
 
 
 class MailgunTransport:
-    """Meets :class:`digest.transports.base.Transport` for Mailgun's messages API."""
+    """Meets :class:`digest.deliver.Transport` for Mailgun's messages API."""
 
     name = "mailgun"
     max_batch = MAX_RECIPIENTS
 
     def __init__(self, *, api_key: str, domain: str, client: httpx.Client, region: str = "us",
-                 base_url: str = "") -> None:
+                 base_url: str = "", scrubber: Scrubber | None = None) -> None:
         if not domain:
             raise TransportError("mailgun: no sending domain", retry=False,
                                  hint="set [mailgun] domain")
         self.domain = domain
+        self._scrubber = scrubber or Scrubber([("api key", api_key)])
         self.path = f"/v3/{domain}/messages"
         self._api = ApiClient("mailgun", base_url or PUBLIC_API.get(region, PUBLIC_API["us"]),
                               client, auth=("api", api_key))
@@ -86,7 +89,7 @@ class MailgunTransport:
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         requests = plan_requests(messages, MAX_RECIPIENTS, alone=needs_own_content)
-        return send_requests(requests, self._send_group)
+        return send_requests(requests, self._send_group, scrubber=self._scrubber)
 
     def _send_group(self, group: list[OutgoingMessage]) -> list[SendResult]:
         fields: dict[str, str | list[str]] = {}
@@ -197,7 +200,7 @@ def _tag(tag: str) -> str:
     return _TAG_UNSAFE.sub("-", tag).strip("-")[:MAX_TAG_LENGTH]
 
 
-def from_config(config: Config, client: httpx.Client) -> MailgunTransport:
-    section = config.mailgun
-    return MailgunTransport(api_key=section.api_key.get_secret_value(), domain=section.domain,
-                            client=client, region=section.region, base_url=section.base_url)
+def from_settings(settings: MailgunConfig, needs: TransportNeeds) -> MailgunTransport:
+    return MailgunTransport(api_key=settings.api_key.get_secret_value(), domain=settings.domain,
+                            client=needs.http_client(), region=settings.region,
+                            base_url=settings.base_url, scrubber=needs.scrubber)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from digest.transports.base import OutgoingMessage, SendResult
+from digest.outbound import OutgoingMessage, SendResult
+
+if TYPE_CHECKING:
+    from digest.transports.registry import TransportNeeds
+
+
+def from_settings(_settings: None, _needs: TransportNeeds) -> NullTransport:
+    return NullTransport()
 
 
 class NullTransport:

@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
-from digest.transports.apis import api_sender, display_address, results_after, scrubbed
+from digest.outbound import OutgoingMessage, Outcome, SendResult
+from digest.scrub import Scrubber
+from digest.transports.apis import api_sender, display_address, send_requests
 from digest.transports.http import ApiClient, retry_after
 
 if TYPE_CHECKING:
-    from digest.config import Config
+    from digest.transports.registry import TransportNeeds
+    from digest.transports.settings import PostmarkConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +69,12 @@ REQUEST_CODES = {402: "invalid JSON", 403: "incompatible JSON", 409: "JSON requi
 _BUG_HINT = "a bug in digest/transports/postmark.py: please report it with this message"
 _RECIPIENT_FIELD = re.compile(r"'(To|Cc|Bcc)'")
 _SENDER_FIELD = re.compile(r"'From'")
-# A display name made only of these needs no quoting in an address list.
 
 
-def from_config(config: Config, client: httpx.Client) -> PostmarkTransport:
-    section = config.postmark
-    return PostmarkTransport(client, token=section.token.get_secret_value(),
-                             base_url=section.base_url, message_stream=section.message_stream)
+def from_settings(settings: PostmarkConfig, needs: TransportNeeds) -> PostmarkTransport:
+    return PostmarkTransport(needs.http_client(), token=settings.token.get_secret_value(),
+                             base_url=settings.base_url, message_stream=settings.message_stream,
+                             scrubber=needs.scrubber)
 
 
 class PostmarkTransport:
@@ -82,12 +83,13 @@ class PostmarkTransport:
     def __init__(self, client: httpx.Client, *, token: str, base_url: str = "",
                  message_stream: str = "broadcast", max_batch: int = MAX_BATCH,
                  max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = MAX_MESSAGE_BYTES,
+                 scrubber: Scrubber | None = None) -> None:
         self.max_batch = min(max_batch, MAX_BATCH)
         self.message_stream = message_stream
         self.max_payload_bytes = max_payload_bytes
         self.max_message_bytes = min(max_message_bytes, max_payload_bytes - 2)
-        self._secret = token
+        self._scrubber = scrubber or Scrubber([("token", token)])
         self._api = ApiClient(self.name, base_url or PUBLIC_API, client, headers={
             "X-Postmark-Server-Token": token, "Accept": "application/json"})
 
@@ -130,19 +132,9 @@ class PostmarkTransport:
                              f"Postmark takes ({self.max_message_bytes})"))
             else:
                 sized.append((message, item, size))
-        chunks = list(self._chunks(sized))
-        for number, chunk in enumerate(chunks):
-            try:
-                results.extend(self._send_request(chunk))
-            except TransportError as exc:
-                exc = scrubbed(exc, self._secret, "token")
-                if number == 0:
-                    raise exc from None      # nothing was handed over: the batch waits whole
-                # Earlier requests went through: keep their results, the rest waits.
-                later = [m for c in chunks[number + 1:] for m, _ in c]
-                results.extend(results_after(exc, [m for m, _ in chunk], later))
-                break
-        return results
+        return results + send_requests(list(self._chunks(sized)), self._send_request,
+                                       scrubber=self._scrubber,
+                                       messages_of=lambda chunk: [m for m, _ in chunk])
 
     def _chunks(self, sized: list[tuple[OutgoingMessage, dict[str, Any], int]]
                 ) -> Iterator[list[tuple[OutgoingMessage, dict[str, Any]]]]:

@@ -30,12 +30,14 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
-from digest.transports.apis import api_sender, display_address, scrubbed
+from digest.outbound import OutgoingMessage, Outcome, SendResult
+from digest.scrub import Scrubber
+from digest.transports.apis import api_sender, display_address, send_requests
 from digest.transports.http import ApiClient, retry_after
 
 if TYPE_CHECKING:
-    from digest.config import Config
+    from digest.transports.registry import TransportNeeds
+    from digest.transports.settings import ResendConfig
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +61,9 @@ _SENDER_HINT = ("Resend refused the sender: verify the domain of [delivery] from
 _BUG_HINT = "a bug in digest/transports/resend.py: please report it with this message"
 
 
-def from_config(config: Config, client: httpx.Client, *,
-                sleep: Callable[[float], None] = time.sleep) -> ResendTransport:
-    section = config.resend
-    return ResendTransport(client, api_key=section.api_key.get_secret_value(),
-                           base_url=section.base_url, sleep=sleep)
+def from_settings(settings: ResendConfig, needs: TransportNeeds) -> ResendTransport:
+    return ResendTransport(needs.http_client(), api_key=settings.api_key.get_secret_value(),
+                           base_url=settings.base_url, scrubber=needs.scrubber)
 
 
 class _Again(Exception):
@@ -82,7 +82,8 @@ class ResendTransport:
                  max_batch: int = MAX_BATCH, attempts: int = 4, backoff_seconds: float = 0.5,
                  max_backoff_seconds: float = 4.0, max_wait_seconds: float = 10.0,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 scrubber: Scrubber | None = None) -> None:
         self.max_batch = min(max_batch, MAX_BATCH)
         self.attempts = max(1, attempts)
         self.backoff_seconds = backoff_seconds
@@ -92,7 +93,7 @@ class ResendTransport:
         self.max_wait_seconds = max_wait_seconds
         self._sleep = sleep
         self._clock = clock
-        self._secret = api_key
+        self._scrubber = scrubber or Scrubber([("api key", api_key)])
         self._api = ApiClient(self.name, base_url or PUBLIC_API, client,
                               headers={"Authorization": f"Bearer {api_key}"})
 
@@ -123,24 +124,9 @@ class ResendTransport:
     # -- sending --------------------------------------------------------------------------
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        results: list[SendResult] = []
         chunks = [list(messages[i:i + self.max_batch])
                   for i in range(0, len(messages), self.max_batch)]
-        for number, chunk in enumerate(chunks):
-            try:
-                results.extend(self._send_batch(chunk))
-            except TransportError as exc:
-                exc = scrubbed(exc, self._secret, "api key")
-                if number == 0:
-                    raise exc from None      # nothing was handed over: the batch waits whole
-                later = [m for c in chunks[number + 1:] for m in c]
-                outcome = Outcome.UNCERTAIN if exc.maybe_sent else Outcome.RETRY
-                results.extend(SendResult(m.delivery_id, outcome, error=str(exc),
-                                          retry_after=exc.retry_after) for m in chunk)
-                results.extend(SendResult.retry(m, f"not sent: an earlier request failed: "
-                                                   f"{exc}", exc.retry_after) for m in later)
-                break
-        return results
+        return send_requests(chunks, self._send_batch, scrubber=self._scrubber)
 
     def _send_batch(self, chunk: list[OutgoingMessage]) -> list[SendResult]:
         """One batch request, sent again with the same key while the answer allows it."""

@@ -35,12 +35,14 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, SendResult
+from digest.outbound import OutgoingMessage, SendResult
+from digest.scrub import Scrubber
 from digest.transports.apis import plan_requests, results_after, send_requests
 from digest.transports.http import ApiClient, brief
 
 if TYPE_CHECKING:
-    from digest.config import Config
+    from digest.transports.registry import TransportNeeds
+    from digest.transports.settings import SendgridConfig
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +61,14 @@ _CATEGORY_UNSAFE = re.compile(r"[^A-Za-z0-9 ._:-]+")
 
 
 class SendgridTransport:
-    """Meets :class:`digest.transports.base.Transport` for SendGrid's v3 Mail Send API."""
+    """Meets :class:`digest.deliver.Transport` for SendGrid's v3 Mail Send API."""
 
     name = "sendgrid"
     max_batch = MAX_PERSONALIZATIONS
 
-    def __init__(self, *, api_key: str, client: httpx.Client, base_url: str = "") -> None:
+    def __init__(self, *, api_key: str, client: httpx.Client, base_url: str = "",
+                 scrubber: Scrubber | None = None) -> None:
+        self._scrubber = scrubber or Scrubber([("api key", api_key)])
         self._api = ApiClient("sendgrid", base_url or PUBLIC_API, client,
                               headers={"Authorization": f"Bearer {api_key}"})
 
@@ -78,7 +82,7 @@ class SendgridTransport:
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         requests = plan_requests(messages, MAX_PERSONALIZATIONS, alone=needs_own_content)
-        return send_requests(requests, self._send_group)
+        return send_requests(requests, self._send_group, scrubber=self._scrubber)
 
     def _send_group(self, group: list[OutgoingMessage]) -> list[SendResult]:
         """One request; after a 400 that names personalizations, the others once more."""
@@ -318,7 +322,7 @@ def _category(tag: str) -> str:
     return _CATEGORY_UNSAFE.sub("-", tag).strip(" -")[:MAX_CATEGORY_LENGTH]
 
 
-def from_config(config: Config, client: httpx.Client) -> SendgridTransport:
-    section = config.sendgrid
-    return SendgridTransport(api_key=section.api_key.get_secret_value(), client=client,
-                             base_url=section.base_url)
+def from_settings(settings: SendgridConfig, needs: TransportNeeds) -> SendgridTransport:
+    return SendgridTransport(api_key=settings.api_key.get_secret_value(),
+                             client=needs.http_client(), base_url=settings.base_url,
+                             scrubber=needs.scrubber)

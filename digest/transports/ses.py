@@ -34,12 +34,14 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from digest.errors import ConfigError, TransportError
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
-from digest.transports.apis import json_object
+from digest.outbound import OutgoingMessage, SendResult
+from digest.scrub import Scrubber
+from digest.transports.apis import json_object, send_requests
 from digest.transports.http import ApiClient, retry_after
 
 if TYPE_CHECKING:
-    from digest.config import Config
+    from digest.transports.registry import TransportNeeds
+    from digest.transports.settings import SesConfig
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +106,17 @@ class SigV4(httpx.Auth):
 
 
 class SesTransport:
-    """Meets :class:`digest.transports.base.Transport` for the SES v2 SendEmail call."""
+    """Meets :class:`digest.deliver.Transport` for the SES v2 SendEmail call."""
 
     name = "ses"
     max_batch = 50
 
     def __init__(self, *, access_key_id: str, secret_access_key: str, client: httpx.Client,
                  region: str = "us-east-1", session_token: str = "", base_url: str = "",
-                 configuration_set: str = "") -> None:
+                 configuration_set: str = "", scrubber: Scrubber | None = None) -> None:
         self.region = region
+        self._scrubber = scrubber or Scrubber([("secret access key", secret_access_key),
+                                               ("session token", session_token)])
         self.configuration_set = configuration_set
         auth = SigV4(access_key_id=access_key_id, secret_access_key=secret_access_key,
                      session_token=session_token, region=region)
@@ -126,23 +130,10 @@ class SesTransport:
         """Nothing to release: the httpx client is shared and owned by the App."""
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        results: list[SendResult] = []
-        for index, message in enumerate(messages):
-            try:
-                results.append(self._send_one(message))
-            except TransportError as exc:
-                rest = messages[index + 1:]
-                if not results and (not exc.maybe_sent or not rest):
-                    raise                     # it concerns the whole batch, as it was given
-                if exc.maybe_sent:
-                    results.append(SendResult(message.delivery_id, Outcome.UNCERTAIN,
-                                              error=str(exc)))
-                else:
-                    results.append(SendResult.retry(message, str(exc), exc.retry_after))
-                results.extend(SendResult.retry(m, f"not sent: {exc}", exc.retry_after)
-                               for m in rest)
-                break
-        return results
+        # One call per message: each request is a message alone.
+        return send_requests([[message] for message in messages],
+                             lambda request: [self._send_one(request[0])],
+                             scrubber=self._scrubber)
 
     def _send_one(self, message: OutgoingMessage) -> SendResult:
         response = self._api.post(SEND_PATH, json=self.payload(message))
@@ -199,10 +190,10 @@ def error_of(response: httpx.Response) -> tuple[str, str]:
     return kind, text[:500]
 
 
-def from_config(config: Config, client: httpx.Client) -> SesTransport:
-    section = config.ses
-    return SesTransport(access_key_id=section.access_key_id,
-                        secret_access_key=section.secret_access_key.get_secret_value(),
-                        session_token=section.session_token.get_secret_value(),
-                        region=section.region, configuration_set=section.configuration_set,
-                        base_url=section.base_url, client=client)
+def from_settings(settings: SesConfig, needs: TransportNeeds) -> SesTransport:
+    return SesTransport(access_key_id=settings.access_key_id,
+                        secret_access_key=settings.secret_access_key.get_secret_value(),
+                        session_token=settings.session_token.get_secret_value(),
+                        region=settings.region, configuration_set=settings.configuration_set,
+                        base_url=settings.base_url, client=needs.http_client(),
+                        scrubber=needs.scrubber)

@@ -16,9 +16,14 @@ import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from digest.errors import TransportError
-from digest.transports.base import OutgoingMessage, Outcome, SendResult
+from digest.outbound import OutgoingMessage, Outcome, SendResult
+
+if TYPE_CHECKING:
+    from digest.transports.registry import TransportNeeds
+    from digest.transports.settings import SmtpConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,13 @@ class SmtpSettings:
     def __repr__(self) -> str:  # never show the password
         return (f"SmtpSettings(host={self.host!r}, port={self.port}, security={self.security!r},"
                 f" username={self.username!r})")
+
+
+def from_settings(settings: SmtpConfig, _needs: TransportNeeds) -> SmtpTransport:
+    return SmtpTransport(SmtpSettings(
+        host=settings.host, port=settings.port, security=settings.security,
+        username=settings.username, password=settings.password.get_secret_value(),
+        timeout=settings.timeout_seconds, local_hostname=settings.local_hostname or None))
 
 
 class _Disconnected(Exception):

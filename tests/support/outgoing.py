@@ -18,7 +18,7 @@ from digest.editions import enqueue, plan_edition
 from digest.models import Delivery
 from digest.message import Recipient
 from digest.render import Renderer, SiteView, make_environment
-from digest.transports.base import OutgoingMessage
+from digest.outbound import OutgoingMessage
 from digest.variants import AccessRules, EditionMessages
 from subscribers.models import Subscriber
 from support.builders import a_post, an_edition, an_entry, stored_posts

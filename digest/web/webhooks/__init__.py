@@ -1,5 +1,8 @@
-"""One module per provider: how its bounce/complaint webhook is verified and read.
+"""One module per provider: how its bounce/complaint webhook is verified and read; and
+:mod:`digest.web.webhooks.routes`, the endpoint they share.
 
-Each module has ``from_config(config) -> Webhook | None`` (None when the webhook's secret is not
-configured) returning an object that meets :class:`digest.web.webhooks.base.Webhook`.
+A provider's module is named by its entry in :mod:`digest.transports.registry` and has
+``from_settings(settings) -> Webhook | None`` (None when the webhook's secret is not
+configured), given the provider's own config section, returning an object that meets
+:class:`digest.web.webhooks.base.Webhook`.
 """

@@ -21,7 +21,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from digest.config import Config
+from digest.transports.settings import MailgunConfig
 from digest.web.webhooks.base import WebhookMalformed, WebhookRejected, WebhookRequest
 from digest.web.webhooks.common import (address, check_age, event_id, json_or_none, load_json,
                                         parse_time, text)
@@ -115,9 +115,8 @@ def _detail(data: dict[str, Any]) -> str:
     return " ".join(part for part in parts if part)
 
 
-def from_config(config: Config) -> MailgunWebhook | None:
-    section = config.mailgun
-    key = section.webhook_signing_key.get_secret_value()
+def from_settings(settings: MailgunConfig) -> MailgunWebhook | None:
+    key = settings.webhook_signing_key.get_secret_value()
     if not key:
         return None
-    return MailgunWebhook(key, max_age_seconds=section.webhook_max_age_seconds)
+    return MailgunWebhook(key, max_age_seconds=settings.webhook_max_age_seconds)

@@ -15,7 +15,7 @@ import hmac
 import logging
 from typing import Any
 
-from digest.config import Config
+from digest.transports.settings import PostmarkConfig
 from digest.web.webhooks.base import WebhookMalformed, WebhookRejected, WebhookRequest
 from digest.web.webhooks.common import address, event_id, load_json, parse_time, text
 from subscribers.suppressions import AddressEvent, EventKind
@@ -147,9 +147,8 @@ def _event_id(payload: dict[str, Any], recipient: str, time_key: str) -> str | N
                     f"{payload.get(time_key) or ''}")
 
 
-def from_config(config: Config) -> PostmarkWebhook | None:
-    section = config.postmark
-    password = section.webhook_password.get_secret_value()
+def from_settings(settings: PostmarkConfig) -> PostmarkWebhook | None:
+    password = settings.webhook_password.get_secret_value()
     if not password:
         return None
-    return PostmarkWebhook(section.webhook_username, password)
+    return PostmarkWebhook(settings.webhook_username, password)

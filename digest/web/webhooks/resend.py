@@ -19,7 +19,7 @@ import hmac
 import logging
 from typing import Any
 
-from digest.config import Config
+from digest.transports.settings import ResendConfig
 from digest.errors import ConfigError
 from digest.web.webhooks.base import WebhookMalformed, WebhookRejected, WebhookRequest
 from digest.web.webhooks.common import (address, check_age, load_json, one_per_address,
@@ -120,9 +120,8 @@ def decode_secret(secret: str) -> bytes:
     return key
 
 
-def from_config(config: Config) -> ResendWebhook | None:
-    section = config.resend
-    secret = section.webhook_secret.get_secret_value()
+def from_settings(settings: ResendConfig) -> ResendWebhook | None:
+    secret = settings.webhook_secret.get_secret_value()
     if not secret.strip():
         return None
-    return ResendWebhook(decode_secret(secret), max_age_seconds=section.webhook_max_age_seconds)
+    return ResendWebhook(decode_secret(secret), max_age_seconds=settings.webhook_max_age_seconds)

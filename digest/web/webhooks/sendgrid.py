@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
-from digest.config import Config
+from digest.transports.settings import SendgridConfig
 from digest.errors import ConfigError
 from digest.web.webhooks.base import WebhookMalformed, WebhookRejected, WebhookRequest
 from digest.web.webhooks.common import address, check_age, event_id, load_json, parse_time, text
@@ -129,9 +129,8 @@ def load_public_key(value: str) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def from_config(config: Config) -> SendgridWebhook | None:
-    section = config.sendgrid
-    value = section.webhook_public_key.get_secret_value()
+def from_settings(settings: SendgridConfig) -> SendgridWebhook | None:
+    value = settings.webhook_public_key.get_secret_value()
     if not value.strip():
         return None
-    return SendgridWebhook(load_public_key(value), max_age_seconds=section.webhook_max_age_seconds)
+    return SendgridWebhook(load_public_key(value), max_age_seconds=settings.webhook_max_age_seconds)

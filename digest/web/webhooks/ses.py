@@ -34,7 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from digest.config import Config
+from digest.transports.settings import SesConfig
 from digest.errors import ConfigError
 from digest.web.webhooks.base import WebhookMalformed, WebhookRejected, WebhookRequest
 from digest.web.webhooks.common import address, event_id, json_or_none, parse_time, text
@@ -273,9 +273,9 @@ def _object(content: dict[str, Any], key: str, *, required: bool = True) -> dict
     return {}
 
 
-def from_config(config: Config, *, fetch_certificate: Fetch = http_get,
+def from_settings(settings: SesConfig, *, fetch_certificate: Fetch = http_get,
                 confirm_subscription: Fetch = http_get) -> SesWebhook | None:
-    topic_arn = config.ses.sns_topic_arn.strip()
+    topic_arn = settings.sns_topic_arn.strip()
     if not topic_arn:
         return None
     return SesWebhook(topic_arn, fetch_certificate=fetch_certificate,

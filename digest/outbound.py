@@ -1,14 +1,54 @@
-"""The transport boundary: a batch of provider-neutral messages in, one result per message out."""
+"""The value types that cross into transports: a prepared message in, one result per message out.
+
+The renderer, the message builder, the delivery code and every transport import these; this
+module imports nothing of the project, so it sits below all of them.
+
+Invariants: an :class:`OutgoingMessage` builds each of its forms (MIME bytes, HTML, text) at most
+once, and only when a transport asks for it; a :class:`SplitTemplate` alternates literal text
+and field names, starting and ending with literal text.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
 
-if TYPE_CHECKING:
-    from digest.render import SplitTemplate
+
+@dataclass(frozen=True)
+class SplitTemplate:
+    """Rendered text cut at the per-subscriber markers: literal, field, literal, field, ….
+
+    ``parts[0::2]`` are literal text and ``parts[1::2]`` field names.
+    """
+
+    parts: tuple[str, ...]
+
+    @classmethod
+    def split(cls, text: str, marker: re.Pattern[str]) -> SplitTemplate:
+        return cls(tuple(marker.split(text)))
+
+    @property
+    def literals(self) -> tuple[str, ...]:
+        return self.parts[0::2]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.parts[1::2]
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        parts = list(self.parts)
+        parts[1::2] = [values[name] for name in self.fields]
+        return "".join(parts)
+
+
+def _nothing() -> str:
+    return ""
+
+
+def _no_bytes() -> bytes:
+    return b""
 
 
 @dataclass(eq=False, slots=True)
@@ -16,7 +56,9 @@ class OutgoingMessage:
     """One personalised message, ready for any transport.
 
     SMTP and the file outbox want the MIME bytes (``raw``); an email API wants the parts
-    (``html``, ``text``, ``headers``). Each is built only when a transport asks for it.
+    (``html``, ``text``, ``headers``). The message is prepared with a builder for each
+    (``build_raw``, ``build_html``, ``build_text``); each is called on first use and its
+    result kept.
     """
 
     delivery_id: int
@@ -34,32 +76,32 @@ class OutgoingMessage:
     text_template: SplitTemplate | None = field(default=None, repr=False)
     html_values: dict[str, str] = field(default_factory=dict, repr=False)
     text_values: dict[str, str] = field(default_factory=dict, repr=False)
-    _build_raw: Callable[[], bytes] = field(default=lambda: b"", repr=False)
-    _build_html: Callable[[], str] = field(default=lambda: "", repr=False)
-    _build_text: Callable[[], str] = field(default=lambda: "", repr=False)
+    build_raw: Callable[[], bytes] = field(default=_no_bytes, repr=False)
+    build_html: Callable[[], str] = field(default=_nothing, repr=False)
+    build_text: Callable[[], str] = field(default=_nothing, repr=False)
 
     # Built on first use and kept. Not functools.cached_property: on Python 3.11 it takes a
     # lock on every first access, which costs more than building a message's headers.
-    _raw: bytes | None = field(default=None, repr=False)
-    _html: str | None = field(default=None, repr=False)
-    _text: str | None = field(default=None, repr=False)
+    _raw: bytes | None = field(default=None, init=False, repr=False)
+    _html: str | None = field(default=None, init=False, repr=False)
+    _text: str | None = field(default=None, init=False, repr=False)
 
     @property
     def raw(self) -> bytes:
         if self._raw is None:
-            self._raw = self._build_raw()
+            self._raw = self.build_raw()
         return self._raw
 
     @property
     def html(self) -> str:
         if self._html is None:
-            self._html = self._build_html()
+            self._html = self.build_html()
         return self._html
 
     @property
     def text(self) -> str:
         if self._text is None:
-            self._text = self._build_text()
+            self._text = self.build_text()
         return self._text
 
     @property
@@ -96,23 +138,3 @@ class SendResult:
     def failed(cls, message: OutgoingMessage, error: str, *, hard_bounce: bool = False
                ) -> SendResult:
         return cls(message.delivery_id, Outcome.FAILED, error=error, hard_bounce=hard_bounce)
-
-
-class Transport(Protocol):
-    """What the delivery code needs of a transport."""
-
-    name: str
-    max_batch: int            # the most messages one ``send`` call takes
-
-    def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        """Hand over a batch; one result per message, in any order.
-
-        Per-recipient problems are results, not exceptions. Raises
-        :class:`digest.errors.TransportError` only when nothing in the batch could be
-        handed over (server unreachable, credentials refused).
-        """
-        ...
-
-    def close(self) -> None:
-        """Release connections; the transport may be used again afterwards."""
-        ...
