@@ -1,4 +1,4 @@
-"""`digest lists …` and `digest subscribers …`."""
+"""`digest subscribers …`: add, list, import, export, unsubscribe, show and erase people."""
 
 from __future__ import annotations
 
@@ -7,96 +7,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from digest.schedule import describe_schedule
+from digest.cli.console import err, out, print_table
+from digest.cli.context import ListOption, ready_app
 
-lists_app = typer.Typer(help="Create and show mailing lists.", no_args_is_help=True)
 subscribers_app = typer.Typer(help="Add, import, export and unsubscribe subscribers.",
                               no_args_is_help=True)
-
-ListOption = Annotated[str, typer.Option("--list", "-l", help="The list's slug.")]
-
-
-def _state(ctx: typer.Context):  # noqa: ANN202 - digest.cli.State (imported late: no cycle)
-    from digest.cli import state
-    return state(ctx).ready_app()
-
-
-def _consoles():  # noqa: ANN202
-    from digest.cli import err, out
-    return out, err
-
-
-TimeOption = Annotated[Optional[str], typer.Option(
-    "--time", help="Send time, HH:MM in the list's time zone (\"\" to unschedule).")]
-ZoneOption = Annotated[Optional[str], typer.Option(
-    "--timezone", help="IANA time zone of the send time, e.g. Europe/London.")]
-DaysOption = Annotated[Optional[str], typer.Option(
-    "--days", help="daily, mon-fri, sat-sun or a list like mon,wed,fri.")]
-LeadOption = Annotated[Optional[int], typer.Option(
-    "--lead", help="Collect this many minutes before sending (0: just before).")]
-LocalTimeOption = Annotated[Optional[bool], typer.Option(
-    "--per-subscriber-time/--list-time",
-    help="Send at the time in each subscriber's own time zone.")]
-AlertOption = Annotated[Optional[bool], typer.Option(
-    "--alert-on-empty/--no-alert-on-empty",
-    help="Mail the admins when a scheduled run finds no new posts.")]
-
-
-@lists_app.command("create")
-def create_list(
-    ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="Short name used on the command line, "
-                                             "e.g. morning.")],
-    name: Annotated[str, typer.Option(help="The list's name as readers see it.")],
-    exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Succeed quietly if the list "
-                                                              "exists.")] = False,
-    send_time: TimeOption = None, time_zone: ZoneOption = None, days: DaysOption = None,
-    lead: LeadOption = None, per_subscriber_time: LocalTimeOption = None,
-    alert_on_empty: AlertOption = None,
-) -> None:
-    """Create a mailing list, optionally with its schedule."""
-    out, _ = _consoles()
-    mailing_list, created = _state(ctx).subscribers.create_list(
-        slug, name, exist_ok=exist_ok, send_time=send_time, time_zone=time_zone, days=days,
-        lead_minutes=lead, per_subscriber_time=per_subscriber_time,
-        alert_on_empty=alert_on_empty)
-    out.print(f"{'Created' if created else 'Kept the existing'} list {mailing_list.slug} "
-              f"({mailing_list.name}); {describe_schedule(mailing_list)}.")
-
-
-@lists_app.command("update")
-def update_list(
-    ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="The list's slug.")],
-    name: Annotated[Optional[str], typer.Option(help="A new name.")] = None,
-    send_time: TimeOption = None, time_zone: ZoneOption = None, days: DaysOption = None,
-    lead: LeadOption = None, per_subscriber_time: LocalTimeOption = None,
-    alert_on_empty: AlertOption = None,
-) -> None:
-    """Change a list's name or schedule; a running `digest schedule` picks it up."""
-    out, _ = _consoles()
-    mailing_list = _state(ctx).subscribers.update_list(
-        slug, name=name, send_time=send_time, time_zone=time_zone, days=days,
-        lead_minutes=lead, per_subscriber_time=per_subscriber_time,
-        alert_on_empty=alert_on_empty)
-    out.print(f"Updated list {mailing_list.slug} ({mailing_list.name}); "
-              f"{describe_schedule(mailing_list)}.")
-
-
-@lists_app.command("list")
-def list_lists(ctx: typer.Context) -> None:
-    """Show every list with its schedule, next run and subscriber counts."""
-    from digest.status import next_run_of
-
-    out, _ = _consoles()
-    application = _state(ctx)
-    table = Table("slug", "name", "schedule", "next run", "active", "unsubscribed")
-    for mailing_list, active, gone in application.subscribers.lists_with_counts():
-        table.add_row(mailing_list.slug, mailing_list.name, describe_schedule(mailing_list),
-                      next_run_of(application, mailing_list), str(active), str(gone))
-    out.print(table)
 
 
 @subscribers_app.command("add")
@@ -110,8 +26,7 @@ def add(
         "--timezone", help="The subscriber's IANA time zone (for per-subscriber time).")] = None,
 ) -> None:
     """Add a subscriber to a list; adding an existing address updates it."""
-    out, err = _consoles()
-    result = _state(ctx).subscribers.add(email, list_slug=list_slug, name=name, tier=tier,
+    result = ready_app(ctx).subscribers.add(email, list_slug=list_slug, name=name, tier=tier,
                                          time_zone=time_zone)
     who = result.subscriber
     verb = "Added" if result.created else "Updated"
@@ -130,12 +45,9 @@ def list_subscribers(
                                                      help="Only this list.")] = None,
 ) -> None:
     """Show subscribers, with their tier and status on each list."""
-    out, _ = _consoles()
-    table = Table("email", "name", "tier", "list", "status", "since")
-    for row in _state(ctx).subscribers.rows(list_slug):
-        table.add_row(row.email, row.name, row.tier, row.list_slug, row.status,
-                      row.subscribed_at)
-    out.print(table)
+    print_table(("email", "name", "tier", "list", "status", "since"),
+                ((row.email, row.name, row.tier, row.list_slug, row.status, row.subscribed_at)
+                 for row in ready_app(ctx).subscribers.rows(list_slug)))
 
 
 @subscribers_app.command("unsubscribe")
@@ -147,8 +59,7 @@ def unsubscribe(
                                                           "[default: every list].")] = None,
 ) -> None:
     """Unsubscribe an address from one list or from all of them."""
-    out, _ = _consoles()
-    changed = _state(ctx).subscribers.unsubscribe(email, list_slug=list_slug)
+    changed = ready_app(ctx).subscribers.unsubscribe(email, list_slug=list_slug)
     where = list_slug or "every list"
     out.print(f"Unsubscribed {email} from {where}." if changed
               else f"{email} was not subscribed to {where}; nothing changed.")
@@ -160,8 +71,7 @@ def remove(
     email: Annotated[str, typer.Argument(help="The address.")],
 ) -> None:
     """Erase a subscriber: their row, subscriptions and delivery history."""
-    out, _ = _consoles()
-    _state(ctx).subscribers.remove(email)
+    ready_app(ctx).subscribers.remove(email)
     out.print(f"Removed {email} and their history.")
 
 
@@ -174,8 +84,7 @@ def import_csv(
                                                    "unsubscribed.")] = False,
 ) -> None:
     """Import subscribers from CSV; bad rows are reported by line and the good ones stored."""
-    out, err = _consoles()
-    report = _state(ctx).subscribers.import_csv(file, list_slug=list_slug,
+    report = ready_app(ctx).subscribers.import_csv(file, list_slug=list_slug,
                                                 resubscribe=resubscribe)
     for warning in report.warnings:
         err.print(f"warning: {warning}", markup=False)
@@ -192,16 +101,16 @@ def import_csv(
 @subscribers_app.command("export")
 def export_csv(ctx: typer.Context, list_slug: ListOption) -> None:
     """Write the list's subscribers as CSV on stdout."""
-    _, err = _consoles()
-    count = _state(ctx).subscribers.export_csv(list_slug, sys.stdout)
+    count = ready_app(ctx).subscribers.export_csv(list_slug, sys.stdout)
     err.print(f"Exported {count} subscribers of {list_slug}.")
 
 
 @subscribers_app.command("show")
 def show(ctx: typer.Context, email: Annotated[str, typer.Argument(help="The address.")]) -> None:
     """One subscriber: tier, lists, suppression, bounce history and recent deliveries."""
-    out, _ = _consoles()
-    application = _state(ctx)
+    from digest.history import recent_deliveries
+
+    application = ready_app(ctx)
     profile = application.subscribers.profile(email)
     who = profile.subscriber
     out.print(f"{who.email}  name: {who.name or '-'}  tier: {who.tier}  "
@@ -214,53 +123,13 @@ def show(ctx: typer.Context, email: Annotated[str, typer.Argument(help="The addr
                   f"{suppression.reason} {suppression.detail}".rstrip(), markup=False)
     events = application.suppressions.history(who.email)
     if events:
-        table = Table("when (UTC)", "event", "provider", "detail", title="Bounce history")
-        for event in events:
-            table.add_row(f"{event.created_at:%Y-%m-%d %H:%M}", event.kind, event.provider,
-                          event.detail)
-        out.print(table)
+        print_table(("when (UTC)", "event", "provider", "detail"),
+                    ((f"{event.created_at:%Y-%m-%d %H:%M}", event.kind, event.provider,
+                      event.detail) for event in events), title="Bounce history")
     else:
         out.print("  no bounces or complaints recorded")
-    if profile.deliveries:
-        table = Table("edition", "list", "date", "status", "attempts", "provider id",
-                      "last error", title="Recent deliveries")
-        for row in profile.deliveries:
-            table.add_row(*(str(value) for value in row))
-        out.print(table)
-
-
-suppressions_app = typer.Typer(help="Addresses never mailed again, on any list.",
-                               no_args_is_help=True)
-
-
-@suppressions_app.command("list")
-def list_suppressions(ctx: typer.Context) -> None:
-    """Every suppressed address with its reason."""
-    out, _ = _consoles()
-    table = Table("address", "reason", "since (UTC)", "detail")
-    for row in _state(ctx).suppressions.list():
-        table.add_row(row.email_key, row.reason, f"{row.created_at:%Y-%m-%d %H:%M}", row.detail)
-    out.print(table)
-
-
-@suppressions_app.command("add")
-def add_suppression(
-    ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="The address.")],
-    reason: Annotated[str, typer.Option(help="Why, in a word or two.")] = "manual",
-) -> None:
-    """Never mail an address again (it stays subscribed, but nothing is sent)."""
-    out, _ = _consoles()
-    added = _state(ctx).suppressions.add(email, reason=reason)
-    out.print(f"Suppressed {email} ({reason})." if added else f"{email} was already suppressed.")
-
-
-@suppressions_app.command("remove")
-def remove_suppression(
-    ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="The address.")],
-) -> None:
-    """Lift a suppression: the address is mailed again from the next edition."""
-    out, _ = _consoles()
-    _state(ctx).suppressions.remove(email)
-    out.print(f"{email} is no longer suppressed.")
+    deliveries = recent_deliveries(application.engine, who.id)
+    if deliveries:
+        print_table(("edition", "list", "date", "status", "attempts", "provider id",
+                     "last error"), ([str(value) for value in row] for row in deliveries),
+                    title="Recent deliveries")
