@@ -67,7 +67,8 @@ class SubscriberService:
         self.default_tier = default_tier
         self.check_deliverability = check_deliverability
 
-    # -- lists, by the names callers used before App.lists: jobs, preview and tests ------
+    # -- lists under their old names, for jobs, preview and tests written before App.lists
+    # (new code calls App.lists / self.lists; these go when those callers move) ----------
 
     def get_list(self, slug: str, session: Session | None = None) -> MailingList:
         return self.lists.get(slug, session)
@@ -78,7 +79,6 @@ class SubscriberService:
 
     def update_list(self, slug: str, **changes: object) -> MailingList:
         return self.lists.update(slug, **changes)  # type: ignore[arg-type]
-
 
     # -- subscribers ---------------------------------------------------------------------
 
@@ -238,7 +238,8 @@ class SubscriberService:
         subscriber = self.get_subscriber(email)
         with session_scope(self.engine) as session:
             # Explicit deletes, not only ON DELETE CASCADE: a SQLite connection opened
-            # without the foreign_keys pragma would leave orphans behind.
+            # without the foreign_keys pragma would leave orphans behind. Deliveries are
+            # digest's table, erased here so that one transaction forgets the person whole.
             session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
             session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber.id))
             session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
@@ -262,6 +263,7 @@ class SubscriberService:
                 .join(Subscription, Subscription.subscriber_id == Subscriber.id)
                 .where(Subscription.list_id == list_id, Subscription.status == ACTIVE,
                        Subscriber.time_zone != "")))
+
     def get_subscriber(self, email: str) -> Subscriber:
         _address, key = normalise_email(email, check_deliverability=False)
         with Session(self.engine) as session:

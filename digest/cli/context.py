@@ -21,6 +21,7 @@ from digest.errors import InputError
 if TYPE_CHECKING:
     from digest.app import App
 
+EmailArgument = Annotated[str, typer.Argument(help="The address.")]
 ListOption = Annotated[str, typer.Option("--list", "-l", help="The list's slug.")]
 DateOption = Annotated[Optional[str], typer.Option("--date", help="Issue date YYYY-MM-DD "
                                                                   "[default: today]")]

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from digest.cli.console import err, out, print_table
-from digest.cli.context import ListOption, ready_app
+from digest.cli.context import EmailArgument, ListOption, ready_app
 
 subscribers_app = typer.Typer(help="Add, import, export and unsubscribe subscribers.",
                               no_args_is_help=True)
@@ -18,7 +18,7 @@ subscribers_app = typer.Typer(help="Add, import, export and unsubscribe subscrib
 @subscribers_app.command("add")
 def add(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="The address.")],
+    email: EmailArgument,
     list_slug: ListOption,
     name: Annotated[Optional[str], typer.Option(help="Display name.")] = None,
     tier: Annotated[Optional[str], typer.Option(help="Access tier (see [tiers]).")] = None,
@@ -53,7 +53,7 @@ def list_subscribers(
 @subscribers_app.command("unsubscribe")
 def unsubscribe(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="The address.")],
+    email: EmailArgument,
     list_slug: Annotated[Optional[str], typer.Option("--list", "-l",
                                                      help="Only from this list "
                                                           "[default: every list].")] = None,
@@ -66,10 +66,7 @@ def unsubscribe(
 
 
 @subscribers_app.command("remove")
-def remove(
-    ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="The address.")],
-) -> None:
+def remove(ctx: typer.Context, email: EmailArgument) -> None:
     """Erase a subscriber: their row, subscriptions and delivery history."""
     ready_app(ctx).subscribers.remove(email)
     out.print(f"Removed {email} and their history.")
@@ -106,7 +103,7 @@ def export_csv(ctx: typer.Context, list_slug: ListOption) -> None:
 
 
 @subscribers_app.command("show")
-def show(ctx: typer.Context, email: Annotated[str, typer.Argument(help="The address.")]) -> None:
+def show(ctx: typer.Context, email: EmailArgument) -> None:
     """One subscriber: tier, lists, suppression, bounce history and recent deliveries."""
     from digest.history import recent_deliveries
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from digest.cli.console import out, print_table
-from digest.cli.context import ready_app
+from digest.cli.context import EmailArgument, ready_app
 
 suppressions_app = typer.Typer(help="Addresses never mailed again, on any list.",
                                no_args_is_help=True)
@@ -24,7 +24,7 @@ def list_suppressions(ctx: typer.Context) -> None:
 @suppressions_app.command("add")
 def add_suppression(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="The address.")],
+    email: EmailArgument,
     reason: Annotated[str, typer.Option(help="Why, in a word or two.")] = "manual",
 ) -> None:
     """Never mail an address again (it stays subscribed, but nothing is sent)."""
@@ -33,10 +33,7 @@ def add_suppression(
 
 
 @suppressions_app.command("remove")
-def remove_suppression(
-    ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="The address.")],
-) -> None:
+def remove_suppression(ctx: typer.Context, email: EmailArgument) -> None:
     """Lift a suppression: the address is mailed again from the next edition."""
     ready_app(ctx).suppressions.remove(email)
     out.print(f"{email} is no longer suppressed.")
