@@ -24,6 +24,7 @@ from digest.db import make_engine, require_current, session_scope
 from digest.models import AppSetting
 from digest.scrub import Scrubber
 from digest.transports.registry import PROVIDERS, TransportNeeds
+from subscribers.lists import MailingLists
 from subscribers.service import SubscriberService
 from subscribers.suppressions import Suppressions
 from subscribers.tokens import TokenSigner
@@ -58,8 +59,12 @@ class App:
     # -- people --------------------------------------------------------------------------
 
     @cached_property
+    def lists(self) -> MailingLists:
+        return MailingLists(self.engine)
+
+    @cached_property
     def subscribers(self) -> SubscriberService:
-        return SubscriberService(self.engine, tiers=list(self.config.tiers),
+        return SubscriberService(self.engine, lists=self.lists, tiers=list(self.config.tiers),
                                  default_tier=self.config.default_tier,
                                  check_deliverability=self.config.subscribers.check_deliverability)
 

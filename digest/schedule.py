@@ -12,14 +12,25 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import InputError
 
-if TYPE_CHECKING:
-    from subscribers.models import MailingList
+
+class ScheduledList(Protocol):
+    """The schedule settings of a list as stored (a subscribers.models.MailingList row):
+    declared here so that this bottom layer need not import the people domain."""
+
+    id: int | None
+    slug: str
+    send_time: str
+    time_zone: str
+    days: str
+    collect_lead_minutes: int
+    per_subscriber_time: bool
+
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ALIASES = {"daily": "mon-sun", "every day": "mon-sun", "weekdays": "mon-fri",
@@ -73,7 +84,7 @@ def parse_zones(names: Iterable[str]) -> list[ZoneInfo]:
     return zones
 
 
-def describe_schedule(mailing_list: MailingList) -> str:
+def describe_schedule(mailing_list: ScheduledList) -> str:
     """A list's schedule as `lists list` and `status` show it."""
     if not mailing_list.send_time:
         return "not scheduled"
@@ -124,17 +135,16 @@ class ListSchedule:
     per_subscriber_time: bool = False
 
     @classmethod
-    def of(cls, mailing_list: object) -> ListSchedule | None:
+    def of(cls, mailing_list: ScheduledList) -> ListSchedule | None:
         """The schedule of a MailingList row, or None if it is not scheduled."""
-        send_time = getattr(mailing_list, "send_time", "")
-        if not send_time:
+        if not mailing_list.send_time:
             return None
-        return cls(list_id=mailing_list.id, slug=mailing_list.slug,  # type: ignore[attr-defined]
-                   send_time=parse_time(send_time),
-                   zone=parse_zone(mailing_list.time_zone),  # type: ignore[attr-defined]
-                   days=parse_days(mailing_list.days),  # type: ignore[attr-defined]
-                   lead=timedelta(minutes=mailing_list.collect_lead_minutes),  # type: ignore[attr-defined]
-                   per_subscriber_time=mailing_list.per_subscriber_time)  # type: ignore[attr-defined]
+        return cls(list_id=mailing_list.id, slug=mailing_list.slug,  # type: ignore[arg-type]
+                   send_time=parse_time(mailing_list.send_time),
+                   zone=parse_zone(mailing_list.time_zone),
+                   days=parse_days(mailing_list.days),
+                   lead=timedelta(minutes=mailing_list.collect_lead_minutes),
+                   per_subscriber_time=mailing_list.per_subscriber_time)
 
     def slots(self, start: datetime, end: datetime,
               zones: Iterable[ZoneInfo] = ()) -> Iterator[Slot]:

@@ -46,6 +46,11 @@ class Subscriber(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+# The two values of Subscription.status.
+ACTIVE = "active"
+UNSUBSCRIBED = "unsubscribed"
+
+
 class Subscription(SQLModel, table=True):
     """A subscriber on a list; ``status`` is ``active`` or ``unsubscribed``."""
 
@@ -55,7 +60,7 @@ class Subscription(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     list_id: int = Field(foreign_key="mailing_list.id", index=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
-    status: str = Field(default="active", max_length=16)
+    status: str = Field(default=ACTIVE, max_length=16)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

@@ -21,7 +21,8 @@ from sqlmodel import Session
 from digest.db import session_scope
 from digest.errors import NotFoundError
 from digest.timeutil import utcnow
-from subscribers.models import BounceEvent, Subscriber, Subscription, Suppression
+from subscribers.models import (ACTIVE, UNSUBSCRIBED, BounceEvent, Subscriber, Subscription,
+                                Suppression)
 from subscribers.validation import normalise_email
 
 log = logging.getLogger(__name__)
@@ -162,8 +163,8 @@ def _unsubscribe_everywhere(session: Session, key: str) -> int:
     if subscriber_id is None:
         return 0
     return session.execute(update(Subscription).where(
-        Subscription.subscriber_id == subscriber_id, Subscription.status == "active"
-    ).values(status="unsubscribed", unsubscribed_at=utcnow())).rowcount
+        Subscription.subscriber_id == subscriber_id, Subscription.status == ACTIVE
+    ).values(status=UNSUBSCRIBED, unsubscribed_at=utcnow())).rowcount
 
 
 def hard_bounces_from_deliveries(provider: str, bounced: Sequence[tuple[str, str]]

@@ -14,8 +14,9 @@ from sqlmodel import Session
 
 from digest.errors import InputError, NotFoundError
 from digest.models import Delivery, Edition
+from subscribers.csv_io import csv_safe, csv_unsafe
 from subscribers.models import MailingList, Subscriber, Subscription, Suppression
-from subscribers.service import SubscriberService, _csv_safe, _csv_unsafe, active_recipients
+from subscribers.service import SubscriberService, active_recipients
 from subscribers.validation import check_slug, check_tier, clean_name, normalise_email
 
 TIERS = ["free", "client"]
@@ -27,7 +28,7 @@ TIERS = ["free", "client"]
 def service(engine) -> SubscriberService:
     """A service with the tiers free (the default) and client, and a list 'morning'."""
     service = SubscriberService(engine, tiers=TIERS, default_tier="free")
-    service.create_list("morning", "Morning Briefing")
+    service.lists.create("morning", "Morning Briefing")
     return service
 
 
@@ -59,7 +60,7 @@ def status_of(engine, email_key: str, slug: str = "morning") -> str | None:
 
 
 def recipients(engine, service: SubscriberService, slug: str = "morning") -> set[str]:
-    list_id = service.get_list(slug).id
+    list_id = service.lists.get(slug).id
     with Session(engine) as session:
         ids = session.scalars(active_recipients(list_id)).all()
         return set(session.scalars(select(Subscriber.email_key)
@@ -202,7 +203,7 @@ def test_an_explicit_add_re_subscribes_someone_who_left(engine, service):
 
 
 def test_unsubscribe_from_one_list_leaves_the_others(engine, service):
-    service.create_list("evening", "Evening Edition")
+    service.lists.create("evening", "Evening Edition")
     service.add("ann@example.com", list_slug="morning")
     service.add("ann@example.com", list_slug="evening")
     assert service.unsubscribe("ANN@example.com", list_slug="evening") == 1
@@ -215,10 +216,10 @@ def test_unsubscribe_from_one_list_leaves_the_others(engine, service):
 
 
 def test_one_click_unsubscribe_by_id_changes_only_that_subscription(engine, service):
-    service.create_list("evening", "Evening Edition")
+    service.lists.create("evening", "Evening Edition")
     ann = service.add("ann@example.com", list_slug="morning").subscriber
     service.add("ann@example.com", list_slug="evening")
-    morning = service.get_list("morning")
+    morning = service.lists.get("morning")
     assert service.unsubscribe_by_id(ann.id, morning.id) is True
     assert service.unsubscribe_by_id(ann.id, morning.id) is False
     assert status_of(engine, "ann@example.com", "morning") == "unsubscribed"
@@ -235,7 +236,7 @@ def test_adding_a_suppressed_address_says_so(engine, service):
 # -- active recipients -----------------------------------------------------------------------
 
 def test_active_recipients_are_the_active_unsuppressed_subscribers_of_the_list(engine, service):
-    service.create_list("evening", "Evening Edition")
+    service.lists.create("evening", "Evening Edition")
     for address in ("ann@example.com", "bob@example.com", "cy@example.com", "Dee@example.com"):
         service.add(address, list_slug="morning")
     service.add("eve@example.com", list_slug="evening")
@@ -267,17 +268,17 @@ def test_good_list_slugs_are_accepted(slug):
 def test_a_list_is_created_only_with_a_good_slug(engine):
     service = SubscriberService(engine, tiers=TIERS, default_tier="free")
     with pytest.raises(InputError, match="slug"):
-        service.create_list("Morning Brief", "A list")
+        service.lists.create("Morning Brief", "A list")
     assert count(engine, MailingList) == 0
-    mailing_list, created = service.create_list("morning-brief", "A list")
+    mailing_list, created = service.lists.create("morning-brief", "A list")
     assert created and mailing_list.slug == "morning-brief"
-    assert service.get_list("morning-brief").id == mailing_list.id
+    assert service.lists.get("morning-brief").id == mailing_list.id
 
 
 def test_creating_a_list_twice_is_an_error_unless_exist_ok(engine, service):
     with pytest.raises(InputError, match="already exists"):
-        service.create_list("morning", "Another name")
-    existing, created = service.create_list("morning", "Another name", exist_ok=True)
+        service.lists.create("morning", "Another name")
+    existing, created = service.lists.create("morning", "Another name", exist_ok=True)
     assert not created
     assert existing.name == "Morning Briefing"
     assert count(engine, MailingList) == 1
@@ -286,33 +287,33 @@ def test_creating_a_list_twice_is_an_error_unless_exist_ok(engine, service):
 def test_a_list_name_is_one_line_and_defaults_to_the_slug(engine):
     service = SubscriberService(engine, tiers=TIERS, default_tier="free")
     with pytest.raises(InputError, match="line break"):
-        service.create_list("weekly", "Weekly\r\nBcc: all@example.com")
+        service.lists.create("weekly", "Weekly\r\nBcc: all@example.com")
     assert count(engine, MailingList) == 0
-    mailing_list, _ = service.create_list("weekly", "  ")
+    mailing_list, _ = service.lists.create("weekly", "  ")
     assert mailing_list.name == "weekly"
 
 
 def test_get_list_of_an_unknown_slug_names_the_known_ones(engine):
     service = SubscriberService(engine, tiers=TIERS, default_tier="free")
     with pytest.raises(NotFoundError) as raised:
-        service.get_list("morning")
+        service.lists.get("morning")
     assert "digest lists create" in (raised.value.hint or "")
-    service.create_list("morning", "Morning Briefing")
-    service.create_list("evening", "Evening Edition")
+    service.lists.create("morning", "Morning Briefing")
+    service.lists.create("evening", "Evening Edition")
     with pytest.raises(NotFoundError) as raised:
-        service.get_list("noon")
+        service.lists.get("noon")
     assert "'noon'" in raised.value.message
     assert raised.value.hint == "known lists: evening, morning"
 
 
 def test_lists_are_counted_by_active_and_unsubscribed_subscribers(engine, service):
-    service.create_list("evening", "Evening Edition")
-    service.create_list("empty", "Nobody here")
+    service.lists.create("evening", "Evening Edition")
+    service.lists.create("empty", "Nobody here")
     for address in ("ann@example.com", "bob@example.com", "cy@example.com"):
         service.add(address, list_slug="morning")
     service.add("ann@example.com", list_slug="evening")
     service.unsubscribe("bob@example.com", list_slug="morning")
-    counts = {lst.slug: (active, gone) for lst, active, gone in service.lists_with_counts()}
+    counts = {lst.slug: (active, gone) for lst, active, gone in service.lists.with_counts()}
     assert counts == {"empty": (0, 0), "evening": (1, 0), "morning": (2, 1)}
 
 
@@ -501,7 +502,7 @@ def test_an_import_updates_existing_subscribers_and_counts_what_changed(engine, 
 
 
 def test_an_import_subscribes_existing_people_to_the_list(engine, service, tmp_path):
-    service.create_list("evening", "Evening Edition")
+    service.lists.create("evening", "Evening Edition")
     service.add("ann@example.com", list_slug="evening", name="Ann")
     report = service.import_csv(a_csv(tmp_path, "email,name\nann@example.com,Ann\n"),
                                 list_slug="morning")
@@ -539,9 +540,9 @@ def test_an_import_of_a_suppressed_address_does_not_make_it_a_recipient(engine, 
     "=1+2", "+1 555 0100", "-2+3", "@SUM(A1)", "'=quoted", "''", "'", "O'Neill", "plain", "",
 ])
 def test_defusing_a_csv_cell_is_undone_exactly_by_the_import(value):
-    safe = _csv_safe(value)
+    safe = csv_safe(value)
     assert not safe.startswith(("=", "+", "-", "@"))
-    assert _csv_unsafe(safe) == value
+    assert csv_unsafe(safe) == value
 
 
 TRICKY_NAMES = {
@@ -595,7 +596,7 @@ def test_export_defuses_formulas_and_re_imports_to_the_same_data(engine, service
     # Into a fresh database state: remove everyone, then import what was exported.
     for address in TRICKY_NAMES:
         service.remove(address)
-    service.create_list("copy", "Copy")
+    service.lists.create("copy", "Copy")
     report = service.import_csv(path, list_slug="copy")
     assert report.errors == []
     assert report.added == len(TRICKY_NAMES)
@@ -612,7 +613,7 @@ def test_export_then_import_keeps_unsubscribed_people_unsubscribed(engine, servi
     text, _ = export_text(service)
     path = tmp_path / "export.csv"
     path.write_text(text, encoding="utf-8", newline="")
-    service.create_list("copy", "Copy")
+    service.lists.create("copy", "Copy")
     report = service.import_csv(path, list_slug="copy")
     assert report.errors == []
     assert rows_as_tuples(service, "copy") == rows_as_tuples(service, "morning")
@@ -637,12 +638,12 @@ def test_a_status_column_records_who_left_and_refuses_unknown_values(engine, ser
 # -- remove ----------------------------------------------------------------------------------
 
 def test_remove_erases_the_subscriber_their_subscriptions_and_deliveries(engine, service):
-    service.create_list("evening", "Evening Edition")
+    service.lists.create("evening", "Evening Edition")
     ann = service.add("ann@example.com", list_slug="morning").subscriber
     service.add("ann@example.com", list_slug="evening")
     bob = service.add("bob@example.com", list_slug="morning").subscriber
     with Session(engine) as session:
-        edition = Edition(list_id=service.get_list("morning").id, issue_date=date(2026, 11, 25),
+        edition = Edition(list_id=service.lists.get("morning").id, issue_date=date(2026, 11, 25),
                           cutoff=datetime(2026, 11, 25, 6, tzinfo=UTC))
         session.add(edition)
         session.flush()

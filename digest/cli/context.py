@@ -1,0 +1,83 @@
+"""What every command shares: the per-invocation state, common options and their parsing.
+
+The App is built on first use, so that `--help` and a mistyped command need no config file.
+Command modules import this one, never ``digest.cli.main``, which imports them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from digest.cli.console import err
+from digest.config import load_config
+from digest.errors import InputError
+
+if TYPE_CHECKING:
+    from digest.app import App
+
+EmailArgument = Annotated[str, typer.Argument(help="The address.")]
+ListOption = Annotated[str, typer.Option("--list", "-l", help="The list's slug.")]
+DateOption = Annotated[Optional[str], typer.Option("--date", help="Issue date YYYY-MM-DD "
+                                                                  "[default: today]")]
+
+
+class State:
+    """Per-invocation options; the App is built on first use so that --help needs no config."""
+
+    def __init__(self, config_path: Optional[Path]) -> None:
+        self.config_path = config_path
+        self._app: App | None = None
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            from digest.app import App
+
+            self._app = App(load_config(self.config_path))
+            # Every log line from here on passes the scrubber: no configured secret is printed.
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(self._app.scrubber)
+        return self._app
+
+    def ready_app(self) -> App:
+        """The App, after checking that `digest init` has brought the database up to date."""
+        self.app.require_database()
+        return self.app
+
+
+def state(ctx: typer.Context) -> State:
+    return ctx.find_root().obj
+
+
+def ready_app(ctx: typer.Context) -> App:
+    return state(ctx).ready_app()
+
+
+def parse_date(value: Optional[str]) -> date:
+    if value is None:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"--date {value!r} is not a date", hint="write it as YYYY-MM-DD") from None
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the sends in flight finish and are recorded first."""
+    stop = threading.Event()
+
+    def finish(signum: int, _frame: object) -> None:
+        err.print(f"{signal.Signals(signum).name}: finishing the sends in flight, then "
+                  "stopping", markup=False)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, finish)
+    return stop

@@ -1,0 +1,114 @@
+"""`digest send`, `digest run` and `digest worker`: editions planned and mailed.
+
+A run that sent nothing and failed some exits 1, so that cron and systemd notice.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from digest.cli.console import err, out, print_table
+from digest.cli.content import print_collect
+from digest.cli.context import DateOption, ListOption, parse_date, ready_app, stop_on_signals
+
+if TYPE_CHECKING:
+    from digest.app import App
+
+
+def send(
+    ctx: typer.Context,
+    list_slug: ListOption,
+    on: DateOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be sent; "
+                                                            "change nothing.")] = False,
+) -> None:
+    """Plan the date's edition from the posts collected since the previous one, and deliver it."""
+    _send(ready_app(ctx), list_slug, parse_date(on), dry_run=dry_run)
+
+
+def run(ctx: typer.Context, list_slug: ListOption, on: DateOption = None) -> None:
+    """The morning job: collect every source, then send the list's edition."""
+    from digest.jobs import collect_all
+    application = ready_app(ctx)
+    application.lists.get(list_slug)
+    print_collect(collect_all(application))
+    _send(application, list_slug, parse_date(on), dry_run=False)
+
+
+def _send(application: App, list_slug: str, issue_date: date, *, dry_run: bool) -> None:
+    from digest import jobs
+    from digest.progress import delivery_progress
+    if dry_run:
+        print_dry_run(jobs.dry_run(application, list_slug, issue_date))
+        return
+    with delivery_progress(err) as progress:
+        report = jobs.send_edition(application, list_slug, issue_date, progress=progress)
+    print_send(application, report)
+    if report.edition_id is not None and report.counts.get("failed", 0) and not report.stats.sent:
+        raise typer.Exit(1)
+
+
+def print_send(application: App, report) -> None:  # noqa: ANN001 - jobs.SendReport
+    label = f"{report.list_slug} {report.issue_date}"
+    if report.edition_id is None:
+        out.print(f"No edition for {label}: {report.reason}. Nothing sent.")
+        return
+    verb = "Planned" if report.created else "Resumed"
+    posts = f"{report.post_count} post{'s' if report.post_count != 1 else ''}"
+    extra = f" ({report.left_out} older left out: [editions] max_posts)" if report.left_out else ""
+    out.print(f"{verb} edition #{report.edition_id} for {label}: {posts}{extra}.")
+    if report.enqueued:
+        out.print(f"Enqueued {report.enqueued} deliveries.")
+    stats = report.stats
+    out.print(f"This run: {stats.sent} sent, {stats.failed} failed, {stats.retried} to retry"
+              + (f", {stats.uncertain} uncertain" if stats.uncertain else "") + ".")
+    totals = ", ".join(f"{count} {status}" for status, count in sorted(report.counts.items()))
+    out.print(f"Edition totals: {totals or 'no deliveries (no active subscribers)'}.")
+    if report.pending and report.next_retry:
+        out.print(f"{report.pending} waiting to retry, the first at "
+                  f"{report.next_retry:%Y-%m-%d %H:%M} UTC: run `digest send` again then.")
+    if application.config.delivery.transport == "file" and stats.sent:
+        out.print(f"Outbox: {application.config.outbox_dir / 'index.html'}")
+
+
+def print_dry_run(report) -> None:  # noqa: ANN001 - jobs.SendReport
+    label = f"{report.list_slug} {report.issue_date}"
+    if report.reason:
+        out.print(f"Dry run for {label}: {report.reason}. Nothing would be sent.")
+        return
+    out.print(f"Dry run for {label}: a new edition of {report.post_count} posts"
+              + (f" ({report.left_out} older left out)" if report.left_out else "") + ":")
+    for title in report.titles:
+        out.print(f"  - {title}")
+    print_table(("variant", "recipients", "full", "teasers", "HTML bytes"),
+                ((variant.key, str(variant.recipients), str(variant.full), str(variant.teasers),
+                  f"{variant.html_bytes:,}") for variant in report.variants))
+    out.print(f"{report.enqueued} messages would be sent. Nothing was written.")
+
+
+def worker(
+    ctx: typer.Context,
+    list_slug: Annotated[Optional[str], typer.Option("--list", "-l",
+                                                     help="Only this list's editions.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(
+        min=1, max=64, help="Sending threads, each with its own connection "
+                            "[default: delivery.concurrency].")] = None,
+    forever: Annotated[bool, typer.Option("--forever", help="Keep polling for new deliveries "
+                                                            "until SIGTERM/SIGINT.")] = False,
+) -> None:
+    """Drain pending deliveries and exit when done. Any number of workers, on any number of
+    machines, may share one PostgreSQL database and one edition."""
+    from digest import jobs
+    from digest.progress import delivery_progress
+
+    application = ready_app(ctx)
+    stop = stop_on_signals()
+    with delivery_progress(err, enabled=not forever) as progress:
+        stats = jobs.work(application, list_slug=list_slug, concurrency=concurrency,
+                          forever=forever, stop=stop, progress=progress)
+    out.print(f"Worker done: {stats.sent} sent, {stats.failed} failed, {stats.retried} to retry"
+              + (f", {stats.uncertain} uncertain" if stats.uncertain else "")
+              + f" across {len(stats.editions)} edition(s).")

@@ -1,0 +1,85 @@
+"""The `digest` command: global options, the commands in the order `--help` lists them, and
+the one place errors become messages and exit codes.
+
+Errors go to stderr with a stable exit code (see ``digest.errors``): 130 on Ctrl-C, 1 for a
+database error; tracebacks only with ``--debug``. The command modules (content, delivery,
+service, lists, subscribers, suppressions) know nothing of each other's options.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from digest.cli.console import err
+from digest.cli.content import collect, preview
+from digest.cli.context import State
+from digest.cli.delivery import run, send, worker
+from digest.cli.lists import lists_app
+from digest.cli.service import init, schedule, serve, status
+from digest.cli.subscribers import subscribers_app
+from digest.cli.suppressions import suppressions_app
+from digest.errors import DigestError
+
+app = typer.Typer(help="Collect a news site's new posts and mail every subscriber a digest.",
+                  no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", envvar="DIGEST_CONFIG", show_envvar=True,
+        help="Config file [default: ./digest.toml]")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="Log each phase's events to stderr.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO if verbose
+                        else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Never let a library print protocol traffic (smtplib would print AUTH credentials).
+    for noisy in ("httpx", "httpcore", "sqlalchemy.engine"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    ctx.obj = State(config)
+
+
+for command in (init, collect, send, run, worker, serve, schedule, preview, status):
+    app.command()(command)
+app.add_typer(lists_app, name="lists")
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(suppressions_app, name="suppressions")
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv
+    try:
+        app()
+    except DigestError as exc:
+        if debug:
+            raise
+        err.print(f"error: {exc.message}", markup=False)
+        if exc.hint:
+            err.print(f"hint: {exc.hint}", markup=False)
+        sys.exit(exc.exit_code)
+    except OperationalError as exc:
+        if debug:
+            raise
+        err.print(f"error: database error: {exc.orig}", markup=False)
+        err.print("hint: check [database] url, and run `digest init` if the schema is missing",
+                  markup=False)
+        sys.exit(1)
+    except SQLAlchemyError as exc:
+        if debug:
+            raise
+        err.print(f"error: database error: {exc}", markup=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)

@@ -1,0 +1,96 @@
+"""`digest init`, `serve`, `schedule` and `status`: setting the service up and keeping it running."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from digest.cli.console import err, out, print_table
+from digest.cli.context import ready_app, state, stop_on_signals
+
+if TYPE_CHECKING:
+    from digest.app import App
+
+
+def init(ctx: typer.Context) -> None:
+    """Create the database, or upgrade it to the current schema."""
+    from digest.db import upgrade
+    application = state(ctx).app
+    before, after = upgrade(application.engine)
+    where = application.engine.url.render_as_string(hide_password=True)
+    if before is None:
+        out.print(f"Created the database at {where} (schema {after}).")
+    elif before != after:
+        out.print(f"Upgraded the database at {where} from schema {before} to {after}.")
+    else:
+        out.print(f"The database at {where} is up to date (schema {after}).")
+    application.secret_key  # noqa: B018 - generate the link-signing key now if none is set
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[Optional[str], typer.Option(help="Listen here [default: web.host].")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port [default: web.port].")] = None,
+    schedule: Annotated[bool, typer.Option("--schedule", help="Also run the scheduler "
+                                                              "(as `digest schedule`).")] = False,
+) -> None:
+    """Run the web app: provider webhooks (/webhooks/<provider>) and unsubscribe pages."""
+    import uvicorn
+
+    from digest.web.app import create_app
+
+    application = ready_app(ctx)
+    web = application.config.web
+    scheduler = _start_scheduler(application) if schedule else None
+    try:
+        # No access log: unsubscribe URLs carry tokens, and logs are no place for them.
+        uvicorn.run(create_app(application), host=host or web.host, port=port or web.port,
+                    access_log=False, log_level="info", server_header=False)
+    finally:
+        if scheduler is not None:
+            err.print("stopping the scheduler: finishing the batches in flight", markup=False)
+            scheduler.shutdown()
+
+
+def _start_scheduler(application: App):  # noqa: ANN202 - digest.scheduler.Scheduler
+    from digest.runs import MorningRunner
+    from digest.scheduler import Scheduler
+
+    scheduler = Scheduler(MorningRunner(application))
+    scheduler.start()
+    return scheduler
+
+
+def schedule(ctx: typer.Context) -> None:
+    """Run the scheduler in the foreground: each list at its own time, exactly once, however
+    many schedulers share the database. SIGTERM or SIGINT finishes the sends in flight,
+    records them, and exits."""
+    application = ready_app(ctx)
+    stop = stop_on_signals()
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("digest").setLevel(logging.INFO)   # one line per run, always
+    scheduler = _start_scheduler(application)
+    err.print("scheduler running; Ctrl-C (or SIGTERM) stops it", markup=False)
+    stop.wait()
+    scheduler.shutdown()
+    err.print("scheduler stopped", markup=False)
+
+
+def status(ctx: typer.Context) -> None:
+    """Sources (last fetch, last error) and recent editions with their delivery counts."""
+    from digest.status import gather
+    report = gather(ready_app(ctx))
+    print_table(("source", "last fetch (UTC)", "status", "failures in a row", "last error"),
+                ((row.name, row.last_fetched, row.status, str(row.failures), row.error or "-")
+                 for row in report.sources), title="Sources")
+    print_table(("edition", "list", "date", "status", "posts", "sent", "pending", "failed",
+                 "uncertain", "skipped"),
+                ((f"#{row.id}", row.list_slug, row.issue_date, row.status, str(row.posts),
+                  *(str(row.counts.get(s, 0))
+                    for s in ("sent", "pending", "failed", "uncertain", "skipped")))
+                 for row in report.editions), title="Recent editions")
+    print_table(("list", "schedule", "next run", "last scheduled run"),
+                ((row.slug, row.schedule, row.next_run, row.last_run) for row in report.lists),
+                title="Schedules")

@@ -1,0 +1,168 @@
+"""Subscriber CSV files: read an import row by row, write an export.
+
+An import is checked whole for UTF-8 before any row is read, so that a bad file stores nothing;
+after that each bad row is reported by the line it starts on and the good ones are handed on.
+An address that appears twice is kept at its first line. What the export writes, the import
+reads back unchanged: cells a spreadsheet would run as a formula are quoted on the way out and
+unquoted on the way in.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from digest.errors import InputError
+from digest.schedule import parse_zone
+from subscribers.models import ACTIVE, UNSUBSCRIBED
+from subscribers.validation import check_tier, clean_name, normalise_email
+
+# status and subscribed_at are what the export adds; status is read, subscribed_at ignored.
+IMPORT_COLUMNS = ("email", "name", "tier", "timezone", "status")
+EXPORT_COLUMNS = ("email", "name", "tier", "timezone", "status", "subscribed_at")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list; "-2+3" is a formula too
+# A value that itself starts with the quote is quoted once more, so that the import, which
+# takes one quote off, gives back exactly what was exported ("'=x" must not come back "=x").
+_QUOTED_STARTS = (*FORMULA_STARTS, "'")
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept_unsubscribed: int = 0
+    # Rows whose status column said "unsubscribed": stored (or changed to) unsubscribed.
+    unsubscribed: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One checked row; None means the file left that value alone."""
+
+    line: int
+    address: str
+    key: str
+    name: str | None
+    tier: str | None
+    time_zone: str | None
+    unsubscribed: bool
+
+
+def read_import(path: Path, report: ImportReport, *, tiers: Sequence[str],
+                check_deliverability: bool) -> Iterator[ImportRow]:
+    """The file's good rows; bad and repeated ones go to ``report.errors`` by line."""
+    # Every address seen in the file and its line: a duplicate far down must be reported too.
+    seen: dict[str, int] = {}
+    for line, row in _read_rows(path, report):
+        try:
+            address, key = normalise_email(csv_unsafe(row.get("email") or ""),
+                                           check_deliverability=check_deliverability)
+            name = clean_name(csv_unsafe(row["name"])) if row.get("name") is not None else None
+            raw_tier = (row.get("tier") or "").strip()
+            tier = check_tier(raw_tier, tiers) if raw_tier else None
+            raw_zone = (row.get("timezone") or "").strip()
+            zone = parse_zone(raw_zone).key if raw_zone else None
+            status = (row.get("status") or "").strip().lower()
+            if status not in ("", ACTIVE, UNSUBSCRIBED):
+                raise InputError(f"unknown status {status!r}; the status column may say "
+                                 f"{ACTIVE} or {UNSUBSCRIBED}")
+        except InputError as exc:
+            report.errors.append((line, exc.message))
+            continue
+        if key in seen:
+            report.errors.append((line, f"{address} already appears on line {seen[key]}; "
+                                        "kept the first"))
+            continue
+        seen[key] = line
+        yield ImportRow(line, address, key, name, tier, zone, status == UNSUBSCRIBED)
+
+
+def write_export(out: IO[str], rows: Iterable[Sequence[str]]) -> int:
+    """Write rows of EXPORT_COLUMNS under a header; return how many."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    count = 0
+    for email, name, *rest in rows:
+        writer.writerow([csv_safe(email), csv_safe(name), *rest])
+        count += 1
+    return count
+
+
+def csv_safe(value: str) -> str:
+    # A cell starting with = + - @ runs as a formula in a spreadsheet (CSV injection); the quote
+    # that defuses it is taken off again by the import (csv_unsafe). An address may start
+    # with = + - too, so the email column is defused as well.
+    return "'" + value if value.startswith(_QUOTED_STARTS) else value
+
+
+def csv_unsafe(value: str) -> str:
+    return value[1:] if value.startswith("'") and value[1:].startswith(_QUOTED_STARTS) else value
+
+
+def _read_rows(path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
+    """Each non-empty row with the line it starts on (a quoted field may span lines)."""
+    _check_utf8(path)
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    with handle:
+        # csv.reader, not DictReader: its line_num is the line a row *ends* on, and
+        # DictReader skips blank lines unseen, so the start of a row could not be known.
+        reader = csv.reader(handle)
+        try:
+            header = [h.strip().lower() for h in next(reader, [])]
+        except csv.Error:
+            header = []
+        if "email" not in header:
+            raise InputError(f"{path}: line 1 must be a header naming an 'email' column "
+                             f"(found: {', '.join(header) or 'nothing'})",
+                             hint="the columns are email,name,tier")
+        unknown = [h for h in header if h not in IMPORT_COLUMNS]
+        if unknown:
+            report.warnings.append(f"ignored unknown column(s): {', '.join(unknown)}")
+        end = reader.line_num
+        while True:
+            start = end + 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # Usually a quote never closed, which swallows the rest of the file: the
+                # reader cannot find the next row, so stop; the rows before are stored.
+                report.errors.append((start, f"{exc} (a quote that is never closed?); "
+                                             "the rest of the file was not read"))
+                return
+            end = reader.line_num
+            if len(values) > len(header):
+                report.errors.append((start, "more fields than the header has columns"))
+                continue
+            row = dict(zip(header, values))
+            if not any(value.strip() for value in row.values()):
+                continue
+            yield start, row
+
+
+def _check_utf8(path: Path) -> None:
+    """Refuse a file that is not UTF-8 before any row is stored, naming the first bad line.
+
+    Checked up front: a decoding error found halfway would leave part of the file imported.
+    """
+    try:
+        with path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(f"{path}: line {number} is not UTF-8 text ({exc.reason})",
+                                     hint="save the file as UTF-8 CSV (with or without BOM) "
+                                          "and import again; nothing was imported") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
