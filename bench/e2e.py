@@ -65,7 +65,7 @@ def child(subscribers: int, posts: int, folder: str) -> dict:
 
     transport = NullTransport(max_batch=500)
     started = time.perf_counter()
-    mailing_list = app.subscribers.get_list("morning")
+    mailing_list = app.lists.get("morning")
     edition = plan_edition(app.engine, mailing_list, date(2026, 11, 25),
                            settings=config.editions, site_name="Example Newsroom").edition
     enqueued = enqueue(app.engine, edition)

@@ -58,7 +58,7 @@ def prepare(url: str, deliveries: int) -> None:
     with app.engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     populate(app.engine, deliveries, 6)
-    edition = plan_edition(app.engine, app.subscribers.get_list("morning"), date(2026, 11, 25),
+    edition = plan_edition(app.engine, app.lists.get("morning"), date(2026, 11, 25),
                            settings=app.config.editions, site_name="Example Newsroom").edition
     enqueue(app.engine, edition)
 

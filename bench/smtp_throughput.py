@@ -98,7 +98,7 @@ def ours(port: int, subscribers: int, posts: int, connections: int, folder: str
     app = App(config)
     upgrade(app.engine)
     populate(app.engine, subscribers, posts)
-    edition = plan_edition(app.engine, app.subscribers.get_list("morning"), date(2026, 11, 25),
+    edition = plan_edition(app.engine, app.lists.get("morning"), date(2026, 11, 25),
                            settings=config.editions, site_name="Example Newsroom").edition
     enqueue(app.engine, edition)
     started = time.perf_counter()

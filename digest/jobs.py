@@ -72,7 +72,7 @@ def send_edition(app: App, list_slug: str, issue_date: date, *,
                  now: datetime | None = None,
                  stop: threading.Event | None = None) -> SendReport:
     """Plan the list's edition for ``issue_date`` (if new posts), enqueue and deliver it."""
-    mailing_list = app.subscribers.get_list(list_slug)
+    mailing_list = app.lists.get(list_slug)
     report = SendReport(list_slug, issue_date)
     plan = plan_edition(app.engine, mailing_list, issue_date, settings=app.config.editions,
                         site_name=app.config.site.name, now=now)
@@ -106,7 +106,7 @@ def work(app: App, *, list_slug: str | None = None, concurrency: int | None = No
     """`digest worker`: drain due deliveries of every edition (or one list's), then exit —
     or, with ``forever``, keep polling until ``stop`` is set (SIGTERM, SIGINT)."""
     stop = stop or threading.Event()
-    list_id = app.subscribers.get_list(list_slug).id if list_slug else None
+    list_id = app.lists.get(list_slug).id if list_slug else None
     deliverer = app.deliverer(concurrency=concurrency, progress=progress)
     total = DeliveryStats()
     while not stop.is_set():
@@ -127,7 +127,7 @@ def dry_run(app: App, list_slug: str, issue_date: date, *, now: datetime | None 
             ) -> SendReport:
     """What `send` would do, without writing anything: posts, variants, recipients."""
     now = now or utcnow()
-    mailing_list = app.subscribers.get_list(list_slug)
+    mailing_list = app.lists.get(list_slug)
     report = SendReport(list_slug, issue_date, dry_run=True)
     settings = app.config.editions
     with Session(app.engine) as session:

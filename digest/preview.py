@@ -32,7 +32,7 @@ class Preview:
 
 def render_preview(app: App, list_slug: str, issue_date: date, *, tier: str | None = None,
                    subscriber_email: str | None = None) -> Preview:
-    mailing_list = app.subscribers.get_list(list_slug)
+    mailing_list = app.lists.get(list_slug)
     if subscriber_email is not None:
         person = app.subscribers.get_subscriber(subscriber_email)
         recipient = Recipient(0, person.id or 0, person.email, person.name)

@@ -67,19 +67,6 @@ class SubscriberService:
         self.default_tier = default_tier
         self.check_deliverability = check_deliverability
 
-    # -- lists under their old names, for jobs, preview and tests written before App.lists
-    # (new code calls App.lists / self.lists; these go when those callers move) ----------
-
-    def get_list(self, slug: str, session: Session | None = None) -> MailingList:
-        return self.lists.get(slug, session)
-
-    def create_list(self, slug: str, name: str, *, exist_ok: bool = False,
-                    **schedule: object) -> tuple[MailingList, bool]:
-        return self.lists.create(slug, name, exist_ok=exist_ok, **schedule)
-
-    def update_list(self, slug: str, **changes: object) -> MailingList:
-        return self.lists.update(slug, **changes)  # type: ignore[arg-type]
-
     # -- subscribers ---------------------------------------------------------------------
 
     def add(self, email: str, *, list_slug: str, name: str | None = None,

@@ -62,11 +62,11 @@ def an_app(tmp_path, database_url: str, **sections) -> App:
 
 
 def an_edition(app: App, *emails: str, tier: str = "free") -> int:
-    app.subscribers.create_list("morning", "Morning Briefing", exist_ok=True)
+    app.lists.create("morning", "Morning Briefing", exist_ok=True)
     for address in emails:
         app.subscribers.add(address, list_slug="morning", tier=tier)
     stored_posts(app.engine, an_entry(title="Harbour bridge reopens"))
-    edition = plan_edition(app.engine, app.subscribers.get_list("morning"), TODAY,
+    edition = plan_edition(app.engine, app.lists.get("morning"), TODAY,
                            settings=app.config.editions, site_name="Ledger").edition
     enqueue(app.engine, edition)
     return edition.id

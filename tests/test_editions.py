@@ -22,14 +22,14 @@ TODAY = date(2026, 11, 25)
 
 def people(engine, *emails: str, tier: str = "free") -> SubscriberService:
     service = SubscriberService(engine, tiers=["free", "client"], default_tier="free")
-    service.create_list("morning", "Morning Briefing", exist_ok=True)
+    service.lists.create("morning", "Morning Briefing", exist_ok=True)
     for address in emails:
         service.add(address, list_slug="morning", tier=tier)
     return service
 
 
 def plan(engine, service, issue_date=TODAY, now=None):
-    return plan_edition(engine, service.get_list("morning"), issue_date, settings=SETTINGS,
+    return plan_edition(engine, service.lists.get("morning"), issue_date, settings=SETTINGS,
                         site_name="Ledger", now=now)
 
 
@@ -92,7 +92,7 @@ def test_a_changed_post_is_not_sent_again(engine):
 def test_max_posts_keeps_the_newest_and_reports_the_rest(engine):
     service = people(engine, "a@example.com")
     stored_posts(engine, *(an_entry() for _ in range(5)))
-    result = plan_edition(engine, service.get_list("morning"), TODAY,
+    result = plan_edition(engine, service.lists.get("morning"), TODAY,
                           settings=EditionsConfig(max_posts=3), site_name="Ledger")
     assert result.post_count == 3 and result.left_out == 2
     assert count(engine, EditionPost) == 3
@@ -120,7 +120,7 @@ def _plan_in_process(url: str, barrier) -> int:  # noqa: ANN001
     engine = make_engine(url)
     service = SubscriberService(engine, tiers=["free"], default_tier="free")
     barrier.wait()
-    result = plan_edition(engine, service.get_list("morning"), TODAY, settings=SETTINGS,
+    result = plan_edition(engine, service.lists.get("morning"), TODAY, settings=SETTINGS,
                           site_name="Ledger")
     enqueue(engine, result.edition)
     engine.dispose()

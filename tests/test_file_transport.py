@@ -14,7 +14,7 @@ from support.builders import an_entry, stored_posts
 
 def test_the_outbox_holds_one_eml_per_subscriber_and_an_index(tmp_path, sqlite_url):
     app = App(make_config(tmp_path, sqlite_url))
-    app.subscribers.create_list("morning", "Morning Briefing")
+    app.lists.create("morning", "Morning Briefing")
     app.subscribers.add("ana@example.org", list_slug="morning", name="Ana", tier="free")
     app.subscribers.add("jo@example.org", list_slug="morning", name="Jo <b>", tier="client")
     stored_posts(app.engine, an_entry(title="Bridge reopens & more"))

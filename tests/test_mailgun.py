@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -25,8 +26,8 @@ from digest.transports.mailgun import MailgunTransport, from_settings
 from digest.transports.registry import TransportNeeds
 from conftest import make_config
 from support.builders import a_post
-from support.fake_mailgun import FakeMailgun
-from support.http_server import HttpServer, Response
+from support.fake_api import answer, hang, passes
+from support.fake_mailgun import FakeMailgun, rate_limited, server_error
 from support.outgoing import (ESCAPED_READER, MEMBERS_ONLY, TRICKY_NAMES, a_message,
                               an_edition_for_both_tiers, assert_each_reader_got_their_variant,
                               sent_deliveries, edition_messages, some_messages)
@@ -38,8 +39,9 @@ DOMAIN = "mg.news.example.com"
 
 
 @pytest.fixture
-def fake(http_server: HttpServer) -> FakeMailgun:
-    return FakeMailgun(http_server, domain=DOMAIN, api_key=KEY)
+def fake() -> Iterator[FakeMailgun]:
+    with FakeMailgun(domain=DOMAIN, api_key=KEY) as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -54,7 +56,7 @@ def factory():
 
 
 def a_transport(fake: FakeMailgun, client: httpx.Client, *, key: str = KEY) -> MailgunTransport:
-    return MailgunTransport(api_key=key, domain=DOMAIN, client=client, base_url=fake.base_url)
+    return MailgunTransport(api_key=key, domain=DOMAIN, client=client, base_url=fake.url)
 
 
 def by_address(fake: FakeMailgun) -> dict:
@@ -185,7 +187,7 @@ def test_a_refused_request_fails_all_its_recipients(fake, client, factory):
 
 
 def test_a_rate_limit_raises_a_retry_after_retry_after(fake, client, factory):
-    fake.rate_limit_next(retry_after=7)
+    fake.script(rate_limited(retry_after=7))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client).send(some_messages(factory, 2))
     assert caught.value.retry and caught.value.retry_after == 7
@@ -193,7 +195,7 @@ def test_a_rate_limit_raises_a_retry_after_retry_after(fake, client, factory):
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_a_server_error_raises_a_retry(fake, client, factory, status):
-    fake.server_error_next(status)
+    fake.script(server_error(status))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client).send(some_messages(factory, 2))
     assert caught.value.retry and str(status) in str(caught.value)
@@ -201,7 +203,7 @@ def test_a_server_error_raises_a_retry(fake, client, factory, status):
 
 def test_trouble_after_a_request_was_accepted_becomes_results_not_an_exception(
         fake, client, factory):
-    fake.answer_next(None, Response(503, b"busy", {"Retry-After": "11"}))
+    fake.script(passes(), answer(503, b"busy", {"Retry-After": "11"}))
     free, paying = some_messages(factory, 2), some_messages(factory, 2, tier="client",
                                                             first=10)
     results = {r.delivery_id: r for r in a_transport(fake, client).send(free + paying)}
@@ -211,14 +213,14 @@ def test_trouble_after_a_request_was_accepted_becomes_results_not_an_exception(
 
 
 def test_no_answer_in_time_may_have_been_sent(fake, factory):
-    fake.hang_next(3)
+    fake.script(hang(3))
     with httpx.Client(timeout=0.3) as slow, pytest.raises(TransportError) as caught:
         a_transport(fake, slow).send(some_messages(factory, 2))
     assert caught.value.retry and caught.value.maybe_sent
 
 
 def test_a_timeout_on_a_later_request_makes_only_that_one_uncertain(fake, factory):
-    fake.answer_next(None, Response(200, b"{}", delay=3))
+    fake.script(passes(), hang(3))
     free, paying = some_messages(factory, 1), some_messages(factory, 1, tier="client", first=5)
     with httpx.Client(timeout=1) as slow:
         results = {r.delivery_id: r.outcome for r in a_transport(fake, slow).send(free + paying)}
@@ -238,7 +240,7 @@ def test_a_wrong_key_gives_up_without_showing_the_key(fake, client, factory, cap
 
 def test_an_unknown_domain_gives_up_with_a_hint(fake, client, factory):
     transport = MailgunTransport(api_key=KEY, domain="other.example.com", client=client,
-                                 base_url=fake.base_url)
+                                 base_url=fake.url)
     with pytest.raises(TransportError) as caught:
         transport.send(some_messages(factory, 1))
     assert not caught.value.retry and "region" in caught.value.hint
@@ -255,12 +257,11 @@ def test_close_leaves_the_shared_client_open(fake, client, factory):
 
 
 def test_an_edition_goes_out_through_mailgun_with_provider_ids_kept(tmp_path, sqlite_url,
-                                                                    http_server):
-    fake = FakeMailgun(http_server, domain=DOMAIN, api_key=KEY)
+                                                                    fake):
     app = App(make_config(tmp_path, sqlite_url,
                           delivery={"transport": "mailgun", "batch_size": 3},
                           mailgun={"api_key": KEY, "domain": DOMAIN,
-                                   "base_url": fake.base_url}))
+                                   "base_url": fake.url}))
     an_edition_for_both_tiers(app)
 
     stats = app.deliverer(concurrency=2).run()

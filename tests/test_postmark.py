@@ -16,6 +16,7 @@ from digest.transports.http import make_client
 from digest.transports.postmark import PostmarkTransport
 from digest.transports.registry import TransportNeeds
 from conftest import make_config
+from support.fake_api import answer, hang, passes
 from support.fake_postmark import FakePostmark
 from test_deliver import an_app, an_edition, deliveries
 
@@ -43,8 +44,9 @@ def a_message(number: int, *, to: str = "", name: str | None = None, html: str =
 
 
 @pytest.fixture
-def fake(http_server) -> FakePostmark:  # noqa: ANN001
-    return FakePostmark(http_server)
+def fake() -> Iterator[FakePostmark]:
+    with FakePostmark() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,7 @@ def test_a_batch_goes_out_as_documented_and_each_message_keeps_postmarks_id(fake
     ids = {a.address: a.message_id for a in fake.accepted}
     assert {n: r.provider_id for n, r in results.items()} == {
         n: ids[f"reader{n}@example.com"] for n in (1, 2, 3)}
-    request = fake.server.requests[0]
+    request = fake.requests[0]
     assert (request.method, request.path) == ("POST", "/email/batch")
     assert request.header("x-postmark-server-token") == fake.token
     assert request.header("accept") == "application/json"
@@ -149,7 +151,7 @@ def test_requests_stay_under_the_payload_limit(fake, client):
     results = a_transport(fake, client, max_payload_bytes=limit).send(messages)
     assert all(r.outcome is Outcome.SENT for r in results) and len(results) == 10
     assert len(fake.batch_sizes) > 1 and sum(fake.batch_sizes) == 10
-    assert all(len(r.body) <= limit for r in fake.server.requests)
+    assert all(len(r.body) <= limit for r in fake.requests)
     assert fake.accepted_addresses() == sorted(f"reader{n}@example.com" for n in range(1, 11))
 
 
@@ -212,8 +214,8 @@ def test_a_sender_refused_by_postmark_is_a_config_problem(fake, client):
 
 
 def test_a_rate_limited_request_is_retried_after_what_postmark_asked(fake, client):
-    fake.fail_next(429, {"ErrorCode": 429, "Message": "Rate limit exceeded"},
-                   headers={"Retry-After": "30"})
+    fake.script(answer(429, {"ErrorCode": 429, "Message": "Rate limit exceeded"},
+                       {"Retry-After": "30"}))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client).send([a_message(1)])
     assert (caught.value.retry, caught.value.retry_after) == (True, 30.0)
@@ -221,14 +223,14 @@ def test_a_rate_limited_request_is_retried_after_what_postmark_asked(fake, clien
 
 
 def test_a_server_error_is_retried_later(fake, client):
-    fake.fail_next(500, {"ErrorCode": 0, "Message": "Internal Server Error"})
+    fake.script(answer(500, {"ErrorCode": 0, "Message": "Internal Server Error"}))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client).send([a_message(1)])
     assert caught.value.retry and not caught.value.maybe_sent
 
 
-def test_a_timeout_may_have_sent_so_the_batch_is_maybe_sent(fake, http_server):
-    fake.slow_next(2.0)
+def test_a_timeout_may_have_sent_so_the_batch_is_maybe_sent(fake):
+    fake.script(hang(2.0))
     with make_client(timeout=0.3) as client, pytest.raises(TransportError) as caught:
         a_transport(fake, client).send([a_message(1), a_message(2)])
     assert caught.value.retry and caught.value.maybe_sent
@@ -236,7 +238,7 @@ def test_a_timeout_may_have_sent_so_the_batch_is_maybe_sent(fake, http_server):
 
 
 def test_a_refused_request_fails_its_messages(fake, client):
-    fake.fail_next(422, {"ErrorCode": 300, "Message": "Invalid email request"})
+    fake.script(answer(422, {"ErrorCode": 300, "Message": "Invalid email request"}))
     results = a_transport(fake, client).send([a_message(1), a_message(2)])
     assert [r.outcome for r in results] == [Outcome.FAILED] * 2
     assert not any(r.hard_bounce for r in results)
@@ -244,7 +246,7 @@ def test_a_refused_request_fails_its_messages(fake, client):
 
 
 def test_a_refused_request_for_an_account_reason_stops_the_run(fake, client):
-    fake.fail_next(422, {"ErrorCode": 413, "Message": "Account may not send"})
+    fake.script(answer(422, {"ErrorCode": 413, "Message": "Account may not send"}))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client).send([a_message(1)])
     assert caught.value.retry is False and "support" in caught.value.hint
@@ -264,14 +266,14 @@ def test_bad_credentials_stop_the_run_without_showing_the_token(fake, client, ca
 
 
 def test_an_answer_that_echoes_the_token_does_not_carry_it_into_the_error(fake, client):
-    fake.fail_next(401, {"ErrorCode": 10, "Message": f"Bad token {fake.token}"})
+    fake.script(answer(401, {"ErrorCode": 10, "Message": f"Bad token {fake.token}"}))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client).send([a_message(1)])
     assert fake.token not in str(caught.value) and "[token]" in str(caught.value)
 
 
 def test_an_error_after_a_first_request_went_through_keeps_its_results(fake, client):
-    fake.fail_next(500, {"ErrorCode": 0, "Message": "Internal Server Error"}, after=1)
+    fake.script(passes(), answer(500, {"ErrorCode": 0, "Message": "Internal Server Error"}))
     transport = a_transport(fake, client, max_batch=2)
     results = by_id(transport.send([a_message(n) for n in range(1, 6)]))
     assert [results[n].outcome for n in range(1, 6)] == [
@@ -279,9 +281,8 @@ def test_an_error_after_a_first_request_went_through_keeps_its_results(fake, cli
     assert fake.accepted_addresses() == ["reader1@example.com", "reader2@example.com"]
 
 
-def test_a_timeout_after_a_first_request_leaves_only_that_request_uncertain(fake, http_server):
-    fake.answer_normally(1)
-    fake.slow_next(2.0)
+def test_a_timeout_after_a_first_request_leaves_only_that_request_uncertain(fake):
+    fake.script(passes(), hang(2.0))
     with make_client(timeout=0.3) as client:
         results = by_id(a_transport(fake, client, max_batch=2).send(
             [a_message(n) for n in range(1, 6)]))

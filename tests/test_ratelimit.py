@@ -64,11 +64,11 @@ def test_the_deliverer_takes_batches_no_larger_than_the_burst(tmp_path, sqlite_u
     app = App(make_config(tmp_path, sqlite_url, delivery={"transport": "null",
                                                            "rate_per_second": 3,
                                                            "concurrency": 1}))
-    app.subscribers.create_list("morning", "Morning")
+    app.lists.create("morning", "Morning")
     for n in range(10):
         app.subscribers.add(f"r{n}@example.org", list_slug="morning")
     stored_posts(app.engine, an_entry())
-    edition = plan_edition(app.engine, app.subscribers.get_list("morning"), date(2026, 11, 25),
+    edition = plan_edition(app.engine, app.lists.get("morning"), date(2026, 11, 25),
                            settings=app.config.editions, site_name="x").edition
     enqueue(app.engine, edition)
     sizes: list[int] = []

@@ -18,7 +18,8 @@ from digest.transports.http import make_client
 from digest.transports.registry import TransportNeeds
 from digest.transports.resend import ResendTransport, idempotency_key
 from conftest import make_config
-from support.fake_resend import FakeResend
+from support.fake_api import hang, passes
+from support.fake_resend import FakeResend, error
 from support.http_server import HttpServer
 from test_deliver import an_app, an_edition, deliveries
 
@@ -46,8 +47,9 @@ def a_message(number: int, *, to: str = "", name: str | None = None, html: str =
 
 
 @pytest.fixture
-def fake(http_server) -> FakeResend:  # noqa: ANN001
-    return FakeResend(http_server)
+def fake() -> Iterator[FakeResend]:
+    with FakeResend() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,7 @@ def test_a_batch_goes_out_as_documented_and_each_message_keeps_resends_id(fake, 
     ids = {a.address: a.id for a in fake.accepted}
     assert {n: r.provider_id for n, r in results.items()} == {
         n: ids[f"reader{n}@example.com"] for n in (1, 2, 3)}
-    request = fake.server.requests[0]
+    request = fake.requests[0]
     assert (request.method, request.path) == ("POST", "/emails/batch")
     assert request.header("authorization") == f"Bearer {fake.api_key}"
     assert request.header("x-batch-validation") == "permissive"
@@ -181,42 +183,41 @@ def test_the_same_batch_sent_twice_goes_out_once(fake, client, sleeps):
 
 
 def test_a_timeout_is_retried_with_the_same_key_and_the_batch_goes_out_once(fake, sleeps):
-    fake.slow_next(2.0)                 # Resend creates the emails, the answer comes too late
+    fake.script(hang(2.0))              # Resend creates the emails, the answer comes too late
     messages = [a_message(1), a_message(2)]
     with make_client(timeout=0.3) as client:
         results = by_id(a_transport(fake, client, sleeps).send(messages))
 
     assert all(r.outcome is Outcome.SENT for r in results.values())
     assert len(fake.accepted) == 2 and fake.replays == 1
-    assert fake.requests == 2 and fake.keys[0] == fake.keys[1] == idempotency_key(messages)
+    assert len(fake.requests) == 2 and fake.keys[0] == fake.keys[1] == idempotency_key(messages)
     ids = {a.address: a.id for a in fake.accepted}
     assert results[1].provider_id == ids["reader1@example.com"]
     assert len(sleeps) == 1
 
 
 def test_server_errors_are_retried_in_place_with_capped_backoff(fake, client, sleeps):
-    fake.fail_next(500, "internal_server_error", times=2)
+    fake.script(error(500, "internal_server_error", times=2))
     transport = a_transport(fake, client, sleeps, backoff_seconds=0.5,
                             max_backoff_seconds=0.75)
     results = transport.send([a_message(1)])
     assert results[0].outcome is Outcome.SENT and len(fake.accepted) == 1
-    assert fake.requests == 3 and len(set(fake.keys)) == 1
+    assert len(fake.requests) == 3 and len(set(fake.keys)) == 1
     assert len(sleeps) == 2
     assert 0.25 <= sleeps[0] and all(s <= 1.0 for s in sleeps)   # 1.0: the fake's reset
 
 
 def test_server_errors_that_do_not_stop_end_in_a_transport_error(fake, client, sleeps):
-    fake.fail_next(503, "internal_server_error", times=10)
+    fake.script(error(503, "internal_server_error", times=10))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client, sleeps, attempts=3).send([a_message(1)])
     assert caught.value.retry and not caught.value.maybe_sent
     assert "3 attempts" in str(caught.value)
-    assert fake.requests == 3 and len(sleeps) == 2 and fake.accepted == []
+    assert len(fake.requests) == 3 and len(sleeps) == 2 and fake.accepted == []
 
 
 def test_when_every_attempt_times_out_the_batch_may_have_been_sent(fake, sleeps):
-    fake.slow_next(2.0)
-    fake.slow_next(2.0)
+    fake.script(hang(2.0, times=2))
     with make_client(timeout=0.3) as client, pytest.raises(TransportError) as caught:
         a_transport(fake, client, sleeps, attempts=2).send([a_message(1)])
     assert caught.value.retry and caught.value.maybe_sent
@@ -234,8 +235,8 @@ def test_an_unreachable_server_is_retried_then_reported_as_not_sent(client, slee
 
 
 def test_a_request_still_in_progress_is_waited_for_with_the_same_key(fake, client, sleeps):
-    fake.fail_next(409, "concurrent_idempotent_requests",
-                   "Same idempotency key used while original request is still in progress.")
+    fake.script(error(409, "concurrent_idempotent_requests", "Same idempotency key used while "
+                      "original request is still in progress."))
     results = a_transport(fake, client, sleeps).send([a_message(1)])
     assert results[0].outcome is Outcome.SENT and len(fake.accepted) == 1
     assert len(set(fake.keys)) == 1 and len(sleeps) == 1
@@ -255,34 +256,34 @@ def test_the_same_deliveries_with_another_body_are_not_sent_again(fake, client, 
 
 def test_a_long_rate_limit_pause_goes_back_to_the_queue_with_retry_after(fake, client,
                                                                           sleeps):
-    fake.fail_next(429, "rate_limit_exceeded", "Too many requests.",
-                   headers={"retry-after": "30"})
+    fake.script(error(429, "rate_limit_exceeded", "Too many requests.",
+                      headers={"retry-after": "30"}))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client, sleeps).send([a_message(1)])
     assert (caught.value.retry, caught.value.retry_after) == (True, 30.0)
-    assert not caught.value.maybe_sent and sleeps == [] and fake.requests == 1
+    assert not caught.value.maybe_sent and sleeps == [] and len(fake.requests) == 1
 
 
 def test_a_short_rate_limit_pause_is_waited_out(fake, client, sleeps):
-    fake.fail_next(429, "rate_limit_exceeded", headers={"retry-after": "2"})
+    fake.script(error(429, "rate_limit_exceeded", headers={"retry-after": "2"}))
     results = a_transport(fake, client, sleeps).send([a_message(1)])
     assert results[0].outcome is Outcome.SENT
     assert len(sleeps) == 1 and sleeps[0] >= 2.0
 
 
 def test_a_used_up_daily_quota_waits_for_the_next_day(fake, client, sleeps):
-    fake.fail_next(429, "daily_quota_exceeded", "You have reached your daily email quota.",
-                   headers={"retry-after": "5"})
+    fake.script(error(429, "daily_quota_exceeded", "You have reached your daily email quota.",
+                      headers={"retry-after": "5"}))
     transport = a_transport(fake, client, sleeps,
                             clock=lambda: datetime(2026, 11, 25, 7, 0, tzinfo=UTC))
     with pytest.raises(TransportError) as caught:
         transport.send([a_message(1)])
     assert caught.value.retry and caught.value.retry_after == 17 * 3600
-    assert "quota" in caught.value.hint and sleeps == [] and fake.requests == 1
+    assert "quota" in caught.value.hint and sleeps == [] and len(fake.requests) == 1
 
 
 def test_a_used_up_monthly_quota_waits_a_day_at_least(fake, client, sleeps):
-    fake.fail_next(429, "monthly_quota_exceeded")
+    fake.script(error(429, "monthly_quota_exceeded"))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client, sleeps).send([a_message(1)])
     assert caught.value.retry_after >= 86400
@@ -302,12 +303,13 @@ def test_bad_credentials_stop_the_run_without_showing_the_key(fake, client, slee
     assert error.retry is False and "403" in str(error) and "api_key" in error.hint
     assert secret not in str(error) and secret not in (error.hint or "")
     assert secret not in caplog.text
-    assert fake.accepted == [] and fake.requests == 1 and sleeps == []
+    assert fake.accepted == [] and len(fake.requests) == 1 and sleeps == []
 
 
 def test_an_unverified_sender_domain_stops_the_run_with_a_hint(fake, client, sleeps):
-    fake.fail_next(403, "validation_error", "You can only send testing emails to your own "
-                   "email address. To send emails to other recipients, please verify a domain")
+    fake.script(error(403, "validation_error", "You can only send testing emails to your own "
+                      "email address. To send emails to other recipients, please verify a "
+                      "domain"))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client, sleeps).send([a_message(1)])
     assert caught.value.retry is False and "resend.com/domains" in caught.value.hint
@@ -324,14 +326,14 @@ def test_a_sender_refused_for_every_email_is_a_config_problem(fake, client, slee
 
 
 def test_a_refused_request_fails_its_messages(fake, client, sleeps):
-    fake.fail_next(422, "invalid_parameter", "Something in the batch is not right.")
+    fake.script(error(422, "invalid_parameter", "Something in the batch is not right."))
     results = a_transport(fake, client, sleeps).send([a_message(1), a_message(2)])
     assert [r.outcome for r in results] == [Outcome.FAILED] * 2
     assert "invalid_parameter" in results[0].error
 
 
 def test_an_error_after_a_first_request_went_through_keeps_its_results(fake, client, sleeps):
-    fake.fail_next(401, "missing_api_key", after=1)
+    fake.script(passes(), error(401, "missing_api_key"))
     results = by_id(a_transport(fake, client, sleeps, max_batch=2).send(
         [a_message(n) for n in range(1, 5)]))
     assert [results[n].outcome for n in range(1, 5)] == [

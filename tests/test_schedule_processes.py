@@ -26,7 +26,7 @@ def a_scheduled_newsroom(tmp_path: Path, database_url: str, smtp_port: int, send
     feed = tmp_path / "feed.xml"
     feed.write_bytes(an_rss_feed(an_entry(title="Harbour bridge reopens")))
     app = App(make_config(tmp_path, database_url))
-    app.subscribers.create_list("morning", "Morning Briefing", send_time=send_at,
+    app.lists.create("morning", "Morning Briefing", send_time=send_at,
                                 time_zone="UTC", days="daily")
     for n in range(12):
         app.subscribers.add(f"reader{n}@example.org", list_slug="morning",

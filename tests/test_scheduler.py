@@ -30,7 +30,7 @@ def a_newsroom(tmp_path: Path, database_url: str, *, alerts: list[str] | None = 
                           alerts={"to": alerts or []}))
     options = {"send_time": "07:00", "time_zone": "Europe/London", "days": "daily",
                **list_options}
-    app.subscribers.create_list("morning", "Morning Briefing", **options)
+    app.lists.create("morning", "Morning Briefing", **options)
     app.subscribers.add("ana@example.org", list_slug="morning", tier="free")
     app.subscribers.add("jo@example.org", list_slug="morning", tier="client")
     return app
@@ -140,7 +140,7 @@ def test_a_run_stopped_mid_send_is_resumed_by_the_next_scheduler(tmp_path, datab
 def test_a_run_whose_scheduler_died_is_taken_over_after_the_stale_time(tmp_path, database_url):
     app = a_newsroom(tmp_path, database_url)
     with Session(app.engine) as session:
-        list_id = app.subscribers.get_list("morning").id
+        list_id = app.lists.get("morning").id
         session.add(ScheduleRun(list_id=list_id, issue_date=date(2026, 11, 24), owner="dead",
                                 started_at=datetime(2026, 11, 24, 7, 0, tzinfo=UTC),
                                 heartbeat_at=datetime(2026, 11, 24, 7, 0, tzinfo=UTC)))
@@ -188,7 +188,7 @@ def test_per_subscriber_time_across_the_new_york_spring_change(tmp_path, databas
 def test_alerts_reach_the_admins_through_the_transport(tmp_path, database_url):
     app = a_newsroom(tmp_path, database_url, alerts=["ops@example.org"], alert_on_empty=True)
     (tmp_path / "feed.xml").write_text("<html>not a feed</html>", encoding="utf-8")
-    app.subscribers.update_list("morning", send_time="07:00")
+    app.lists.update("morning", send_time="07:00")
     with time_machine.travel(TUESDAY_0720_LONDON, tick=False):
         runner = MorningRunner(app)
         for _ in range(3):

@@ -8,7 +8,6 @@ below answer with such a body, after checking the key as the real API does.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from urllib.parse import quote
 
@@ -20,20 +19,20 @@ from digest.scrub import Scrubber
 from conftest import make_config
 from support.fake_mailgun import FakeMailgun
 from support.fake_sendgrid import FakeSendgrid
-from support.http_server import Response
+from support.fake_api import answer
 from support.outgoing import edition_messages, some_messages
 
 KEY = "SG.key+with/odd=chars-0123456789"
 
 
-def echoing_401(key: str) -> Response:
+def echoing_401(key: str):
     """A 401 whose body quotes the request's credentials in every form they travel in."""
     basic = base64.b64encode(f"api:{key}".encode()).decode()
     body = {"errors": [{"field": None, "message": f"bad key {key}; header 'Bearer {key}'; "
                                                   f"basic {basic}; url ?key={quote(key)}; "
                                                   f"b64 {base64.b64encode(key.encode()).decode()}"}],
             "message": f"Forbidden for {key} ({basic})"}
-    return Response(401, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    return answer(401, body)
 
 
 @pytest.fixture
@@ -43,19 +42,18 @@ def factory():
 
 @pytest.mark.parametrize("provider", ["sendgrid", "mailgun"])
 def test_a_401_that_echoes_the_key_does_not_print_it(provider, tmp_path, sqlite_url,
-                                                     http_server, factory, caplog):
-    if provider == "sendgrid":
-        fake = FakeSendgrid(http_server, api_key=KEY)
-        section = {"api_key": KEY, "base_url": fake.base_url}
-    else:
-        fake = FakeMailgun(http_server, api_key=KEY)
-        section = {"api_key": KEY, "domain": fake.domain, "base_url": fake.base_url}
-    fake.answer_next(echoing_401(KEY))
-    app = App(make_config(tmp_path, sqlite_url, delivery={"transport": provider},
-                          **{provider: section}))
-    caplog.set_level(logging.DEBUG)
-    with pytest.raises(TransportError) as caught:
-        app.transport().send(some_messages(factory, 2))
+                                                     factory, caplog):
+    fake = FakeSendgrid(api_key=KEY) if provider == "sendgrid" else FakeMailgun(api_key=KEY)
+    with fake:
+        section = {"api_key": KEY, "base_url": fake.url}
+        if provider == "mailgun":
+            section["domain"] = fake.domain
+        fake.script(echoing_401(KEY))
+        app = App(make_config(tmp_path, sqlite_url, delivery={"transport": provider},
+                              **{provider: section}))
+        caplog.set_level(logging.DEBUG)
+        with pytest.raises(TransportError) as caught:
+            app.transport().send(some_messages(factory, 2))
     assert "401" in str(caught.value) and "[api key]" in str(caught.value)
     basic = base64.b64encode(f"api:{KEY}".encode()).decode()
     for text in (str(caught.value), caught.value.hint or "", caplog.text):

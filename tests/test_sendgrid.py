@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -22,8 +23,8 @@ from digest.errors import TransportError
 from digest.outbound import Outcome
 from digest.transports.sendgrid import SendgridTransport
 from conftest import make_config
-from support.fake_sendgrid import FakeSendgrid
-from support.http_server import HttpServer, Response
+from support.fake_api import answer, hang, passes
+from support.fake_sendgrid import FakeSendgrid, rate_limited, server_error
 from support.outgoing import (ESCAPED_READER, MEMBERS_ONLY, TRICKY_NAMES, a_message,
                               an_edition_for_both_tiers, assert_each_reader_got_their_variant,
                               sent_deliveries, edition_messages, some_messages)
@@ -34,8 +35,9 @@ KEY = "SG.test-key-must-not-leak"
 
 
 @pytest.fixture
-def fake(http_server: HttpServer) -> FakeSendgrid:
-    return FakeSendgrid(http_server, api_key=KEY)
+def fake() -> Iterator[FakeSendgrid]:
+    with FakeSendgrid(api_key=KEY) as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -51,7 +53,7 @@ def factory():
 
 def a_transport(fake: FakeSendgrid, client: httpx.Client, *, key: str = KEY
                 ) -> SendgridTransport:
-    return SendgridTransport(api_key=key, client=client, base_url=fake.base_url)
+    return SendgridTransport(api_key=key, client=client, base_url=fake.url)
 
 
 def by_address(fake: FakeSendgrid) -> dict:
@@ -200,8 +202,8 @@ def test_a_recipient_sendgrid_refuses_fails_alone_and_the_rest_is_sent_once_more
 
 
 def test_a_refusal_that_names_no_recipient_fails_the_whole_request(fake, client, factory):
-    fake.answer_next(Response(400, b'{"errors":[{"field":"from.email","message":"The from '
-                                   b'address does not match a verified Sender Identity."}]}'))
+    fake.script(answer(400, b'{"errors":[{"field":"from.email","message":"The from '
+                            b'address does not match a verified Sender Identity."}]}'))
     results = a_transport(fake, client).send(some_messages(factory, 3))
     assert {r.outcome for r in results} == {Outcome.FAILED}
     assert all("verified Sender Identity" in r.error and not r.hard_bounce for r in results)
@@ -209,7 +211,7 @@ def test_a_refusal_that_names_no_recipient_fails_the_whole_request(fake, client,
 
 
 def test_a_rate_limit_raises_a_retry_after_x_ratelimit_reset(fake, client, factory):
-    fake.rate_limit_next(reset_in=60)
+    fake.script(rate_limited(reset_in=60))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client).send(some_messages(factory, 2))
     assert caught.value.retry and not caught.value.maybe_sent
@@ -218,7 +220,7 @@ def test_a_rate_limit_raises_a_retry_after_x_ratelimit_reset(fake, client, facto
 
 @pytest.mark.parametrize("status", [500, 503])
 def test_a_server_error_raises_a_retry(fake, client, factory, status):
-    fake.server_error_next(status)
+    fake.script(server_error(status))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client).send(some_messages(factory, 2))
     assert caught.value.retry and str(status) in str(caught.value)
@@ -226,8 +228,7 @@ def test_a_server_error_raises_a_retry(fake, client, factory, status):
 
 def test_trouble_after_a_request_was_accepted_becomes_results_not_an_exception(
         fake, client, factory):
-    fake.answer_next(None)
-    fake.rate_limit_next(reset_in=30)
+    fake.script(passes(), rate_limited(reset_in=30))
     free, client_tier = some_messages(factory, 2), some_messages(factory, 2, tier="client",
                                                                  first=10)
     results = {r.delivery_id: r for r in a_transport(fake, client).send(free + client_tier)}
@@ -238,7 +239,7 @@ def test_trouble_after_a_request_was_accepted_becomes_results_not_an_exception(
 
 
 def test_no_answer_in_time_may_have_been_sent(fake, factory):
-    fake.hang_next(3)
+    fake.script(hang(3))
     with httpx.Client(timeout=0.3) as slow, pytest.raises(TransportError) as caught:
         a_transport(fake, slow).send(some_messages(factory, 2))
     assert caught.value.retry and caught.value.maybe_sent
@@ -267,11 +268,10 @@ def test_close_leaves_the_shared_client_open(fake, client, factory):
 
 
 def test_an_edition_goes_out_through_sendgrid_with_provider_ids_kept(tmp_path, sqlite_url,
-                                                                     http_server):
-    fake = FakeSendgrid(http_server, api_key=KEY)
+                                                                     fake):
     app = App(make_config(tmp_path, sqlite_url,
                           delivery={"transport": "sendgrid", "batch_size": 3},
-                          sendgrid={"api_key": KEY, "base_url": fake.base_url}))
+                          sendgrid={"api_key": KEY, "base_url": fake.url}))
     an_edition_for_both_tiers(app)
 
     stats = app.deliverer(concurrency=2).run()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -22,8 +23,9 @@ from digest.errors import ConfigError, TransportError
 from digest.outbound import Outcome
 from digest.transports.ses import SesTransport
 from conftest import make_config
-from support.fake_ses import FakeSes, signature
-from support.http_server import HttpServer, Request
+from support.fake_api import hang, passes
+from support.fake_ses import FakeSes, refusal, signature
+from support.http_server import Request
 from support.outgoing import (TRICKY_NAMES, a_message, an_edition_for_both_tiers,
                               assert_each_reader_got_their_variant, sent_deliveries,
                               edition_messages, some_messages)
@@ -36,8 +38,9 @@ REGION = "eu-west-1"
 
 
 @pytest.fixture
-def fake(http_server: HttpServer) -> FakeSes:
-    return FakeSes(http_server, access_key_id=KEY_ID, secret_access_key=SECRET, region=REGION)
+def fake() -> Iterator[FakeSes]:
+    with FakeSes(access_key_id=KEY_ID, secret_access_key=SECRET, region=REGION) as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -54,7 +57,7 @@ def factory():
 def a_transport(fake: FakeSes, client: httpx.Client, **options: str) -> SesTransport:
     settings = {"access_key_id": KEY_ID, "secret_access_key": SECRET, "region": REGION,
                 **options}
-    return SesTransport(client=client, base_url=fake.base_url, **settings)
+    return SesTransport(client=client, base_url=fake.url, **settings)
 
 
 def parts(accepted) -> tuple[str, str]:  # noqa: ANN001
@@ -101,9 +104,8 @@ def test_the_signature_is_aws_sigv4_for_ses_in_the_region(fake, client, factory)
     assert fake.accepted                                   # the fake verified the signature
 
 
-def test_temporary_credentials_send_and_sign_the_session_token(http_server, client, factory):
-    fake = FakeSes(http_server, access_key_id=KEY_ID, secret_access_key=SECRET, region=REGION,
-                   session_token="session-token-xyz")
+def test_temporary_credentials_send_and_sign_the_session_token(fake, client, factory):
+    fake.session_token = "session-token-xyz"
     a_transport(fake, client, session_token="session-token-xyz").send(
         some_messages(factory, 1))
     assert len(fake.accepted) == 1
@@ -148,8 +150,8 @@ def test_a_message_ses_refuses_fails_alone(fake, client, factory, kind):
 
 
 def test_throttling_raises_a_retry_with_retry_after(fake, client, factory):
-    fake.error_next(429, "TooManyRequestsException", "Too many requests.",
-                    headers={"Retry-After": "4"})
+    fake.script(refusal(429, "TooManyRequestsException", "Too many requests.",
+                        headers={"Retry-After": "4"}))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client).send(some_messages(factory, 3))
     assert caught.value.retry and caught.value.retry_after == 4
@@ -158,8 +160,8 @@ def test_throttling_raises_a_retry_with_retry_after(fake, client, factory):
 
 def test_a_quota_reached_mid_batch_keeps_what_was_sent_and_retries_the_rest(fake, client,
                                                                             factory):
-    fake.answer_next(None)
-    fake.error_next(400, "LimitExceededException", "Daily message quota exceeded.")
+    fake.script(passes(),
+                refusal(400, "LimitExceededException", "Daily message quota exceeded."))
     results = [(r.delivery_id, r.outcome) for r in a_transport(fake, client).send(
         some_messages(factory, 4))]
     assert results == [(1, Outcome.SENT), (2, Outcome.RETRY), (3, Outcome.RETRY),
@@ -168,7 +170,7 @@ def test_a_quota_reached_mid_batch_keeps_what_was_sent_and_retries_the_rest(fake
 
 @pytest.mark.parametrize("status", [500, 503])
 def test_a_server_error_raises_a_retry(fake, client, factory, status):
-    fake.error_next(status, "InternalFailure" if status == 500 else "ServiceUnavailable")
+    fake.script(refusal(status, "InternalFailure" if status == 500 else "ServiceUnavailable"))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client).send(some_messages(factory, 2))
     assert caught.value.retry
@@ -181,22 +183,21 @@ def test_a_server_error_raises_a_retry(fake, client, factory, status):
     ("NotFoundException", "configuration_set"),
 ])
 def test_account_trouble_stops_with_a_hint(fake, client, factory, kind, hint):
-    fake.error_next(404 if kind == "NotFoundException" else 400, kind)
+    fake.script(refusal(404 if kind == "NotFoundException" else 400, kind))
     with pytest.raises(TransportError) as caught:
         a_transport(fake, client).send(some_messages(factory, 2))
     assert not caught.value.retry and kind in str(caught.value) and hint in caught.value.hint
 
 
 def test_no_answer_in_time_may_have_been_sent(fake, factory):
-    fake.hang_next(3)
+    fake.script(hang(3))
     with httpx.Client(timeout=0.3) as slow, pytest.raises(TransportError) as caught:
         a_transport(fake, slow).send(some_messages(factory, 1))
     assert caught.value.retry and caught.value.maybe_sent
 
 
 def test_a_timeout_mid_batch_makes_that_message_uncertain_and_the_rest_wait(fake, factory):
-    fake.answer_next(None)
-    fake.hang_next(3)
+    fake.script(passes(), hang(3))
     with httpx.Client(timeout=1) as slow:
         results = [(r.delivery_id, r.outcome) for r in a_transport(fake, slow).send(
             some_messages(factory, 3))]
@@ -235,15 +236,13 @@ def test_close_leaves_the_shared_client_open(fake, client, factory):
 # -- through the delivery path -------------------------------------------------------------
 
 
-def test_an_edition_goes_out_through_ses_with_provider_ids_kept(tmp_path, sqlite_url,
-                                                                http_server):
-    fake = FakeSes(http_server, access_key_id=KEY_ID, secret_access_key=SECRET, region=REGION,
-                   configuration_set="digest-events")
+def test_an_edition_goes_out_through_ses_with_provider_ids_kept(tmp_path, sqlite_url, fake):
+    fake.configuration_set = "digest-events"
     app = App(make_config(tmp_path, sqlite_url,
                           delivery={"transport": "ses", "batch_size": 3},
                           ses={"access_key_id": KEY_ID, "secret_access_key": SECRET,
                                "region": REGION, "configuration_set": "digest-events",
-                               "base_url": fake.base_url}))
+                               "base_url": fake.url}))
     an_edition_for_both_tiers(app)
 
     stats = app.deliverer(concurrency=2).run()

@@ -36,8 +36,8 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def site(tmp_path, database_url) -> Iterator[tuple[App, AsgiServer]]:
     app = App(make_config(tmp_path, database_url))
-    app.subscribers.create_list("morning", "Morning Briefing")
-    app.subscribers.create_list("evening", "Evening Edition")
+    app.lists.create("morning", "Morning Briefing")
+    app.lists.create("evening", "Evening Edition")
     for slug in ("morning", "evening"):
         app.subscribers.add("ana@example.org", list_slug=slug, name="Ana")
     with AsgiServer(create_app(app, webhooks={})) as server:
@@ -46,7 +46,7 @@ def site(tmp_path, database_url) -> Iterator[tuple[App, AsgiServer]]:
 
 def link_for(app: App, server: AsgiServer, slug: str = "morning") -> str:
     subscriber = app.subscribers.get_subscriber("ana@example.org")
-    mailing_list = app.subscribers.get_list(slug)
+    mailing_list = app.lists.get(slug)
     url = app.unsubscribe_url(subscriber.id, mailing_list.id)
     return url.replace(app.config.web.base_url, server.url)
 
@@ -103,7 +103,7 @@ def test_the_link_in_a_real_digest_leads_to_the_page(tmp_path, sqlite_url):
     from support.builders import an_entry, stored_posts
 
     app = App(make_config(tmp_path, sqlite_url))
-    app.subscribers.create_list("morning", "Morning Briefing")
+    app.lists.create("morning", "Morning Briefing")
     app.subscribers.add("jo@example.org", list_slug="morning")
     stored_posts(app.engine, an_entry())
     send_edition(app, "morning", date(2026, 11, 25))

@@ -32,14 +32,14 @@ def setup_edition(tmp_path: Path, database_url: str, smtp_port: int, subscribers
     sections = {"delivery": {"transport": "smtp", "batch_size": 10, **delivery},
                 "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none"}}
     app = App(make_config(tmp_path, database_url, **sections))
-    app.subscribers.create_list("morning", "Morning Briefing")
+    app.lists.create("morning", "Morning Briefing")
     with open(tmp_path / "people.csv", "w", encoding="utf-8") as people:
         people.write("email,name,tier\n")
         people.writelines(f"reader{n}@example.org,Reader {n},{('free', 'client')[n % 2]}\n"
                           for n in range(subscribers))
     assert not app.subscribers.import_csv(tmp_path / "people.csv", list_slug="morning").errors
     stored_posts(app.engine, an_entry(title="Harbour bridge reopens"))
-    edition = plan_edition(app.engine, app.subscribers.get_list("morning"), date(2026, 11, 25),
+    edition = plan_edition(app.engine, app.lists.get("morning"), date(2026, 11, 25),
                            settings=app.config.editions, site_name="Ledger").edition
     enqueue(app.engine, edition)
     config = tmp_path / "digest.toml"

@@ -13,6 +13,9 @@ recipient-variables (Mailgun would show every address to everyone), a recipient 
 variables, an address twice in one request (the variables of one would go to both), and a
 ``%recipient.x%`` left without a value are refused with a 400 saying "fake:".
 
+Tests script trouble with the vocabulary of :mod:`support.fake_api` and Mailgun's own answers:
+``fake.script(passes(), rate_limited(retry_after=7))``, ``server_error(502)``.
+
 Sources: mailgun/documentation source/api-sending.rst, user_manual.rst (batch sending);
 documentation.mailgun.com batch-sending; research/providers.md §3.
 """
@@ -31,7 +34,8 @@ from email.header import decode_header, make_header
 from email.utils import getaddresses
 from urllib.parse import parse_qsl
 
-from support.http_server import HttpServer, Request, Response
+from support.fake_api import FakeApi, Step, answer
+from support.http_server import Request, Response
 
 VARIABLE = re.compile(r"%recipient\.([A-Za-z0-9_.-]+)%")
 
@@ -64,47 +68,15 @@ class Accepted:
         return [v for k, v in self.fields if k == key]
 
 
-class FakeMailgun:
-    def __init__(self, server: HttpServer, *, domain: str = "mg.news.example.com",
+class FakeMailgun(FakeApi):
+    def __init__(self, *, domain: str = "mg.news.example.com",
                  api_key: str = "key-test-must-not-leak") -> None:
-        self.server = server
+        super().__init__(f"/v3/{domain}/messages")
         self.domain = domain
         self.api_key = api_key
-        self.path = f"/v3/{domain}/messages"
         self.accepted: list[Accepted] = []
         self.refuse: set[str] = set()          # addresses that make the request a 400
-        self._script: list[Response | None] = []
         self._ids = itertools.count(1)
-        server.route("POST", self.path, self._handle)
-
-    @property
-    def base_url(self) -> str:
-        return self.server.url
-
-    # -- scripting -----------------------------------------------------------------------
-
-    def answer_next(self, *responses: Response | None) -> None:
-        """Answer the next requests with these, in order, whatever they hold (nothing is
-        accepted); ``None`` lets a request be handled as usual."""
-        self._script.extend(responses)
-
-    def rate_limit_next(self, *, retry_after: int = 7) -> None:
-        self.answer_next(Response(429, json.dumps({"message": "Too many requests"}).encode(),
-                                  {"Content-Type": "application/json",
-                                   "Retry-After": str(retry_after)}))
-
-    def server_error_next(self, status: int = 500) -> None:
-        self.answer_next(Response(status, b"Internal Server Error"))
-
-    def hang_next(self, seconds: float) -> None:
-        self.answer_next(Response(200, b'{"id":"<late>","message":"Queued. Thank you."}',
-                                  {"Content-Type": "application/json"}, delay=seconds))
-
-    # -- what it got -----------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[Request]:
-        return [r for r in self.server.requests if r.path.split("?")[0] == self.path]
 
     def delivered(self) -> list[Delivered]:
         out = []
@@ -114,13 +86,10 @@ class FakeMailgun:
 
     # -- the API -------------------------------------------------------------------------
 
-    def _handle(self, request: Request) -> Response:
+    def handle(self, request: Request) -> Response:
         expected = "Basic " + base64.b64encode(f"api:{self.api_key}".encode()).decode()
         if request.header("authorization") != expected:
             return Response(401, b"Forbidden")
-        scripted = self._script.pop(0) if self._script else None
-        if scripted is not None:
-            return scripted
         try:
             fields = parse_form(request)
         except ValueError as exc:
@@ -229,6 +198,14 @@ def rebuild(accepted: Accepted) -> list[Delivered]:
     return out
 
 
+def rate_limited(*, retry_after: int = 7) -> Step:
+    """Mailgun's 429, asking to come back in ``retry_after`` seconds."""
+    return answer(429, {"message": "Too many requests"}, {"Retry-After": str(retry_after)})
+
+
+def server_error(status: int = 500) -> Step:
+    return answer(status, b"Internal Server Error")
+
+
 def _bad(message: str) -> Response:
-    return Response(400, json.dumps({"message": message}).encode(),
-                    {"Content-Type": "application/json"})
+    return answer(400, {"message": message}).response

@@ -11,9 +11,10 @@ It checks the request as Postmark documents it and answers as Postmark does:
 - the answer: 200 and one entry per message in request order, ``ErrorCode`` 0 with a
   ``MessageID``, or a per-message error (406 for an inactive recipient, 300 for a bad address).
 
-What it accepted is in :attr:`accepted`. Tests script trouble: :meth:`fail_next` (a whole-request
-answer such as 429 or 500), :meth:`slow_next` (accept, then answer late: a client timeout),
-:attr:`inactive` and :attr:`invalid` addresses, :attr:`item_errors` (any per-message code).
+What it accepted is in :attr:`accepted`. Tests script whole-request trouble with the shared
+vocabulary of :mod:`support.fake_api` (``fake.script(answer(429, {"ErrorCode": 429, …}))``,
+``hang(2.0)``), and per-message trouble with :attr:`inactive` and :attr:`invalid` addresses and
+:attr:`item_errors` (any per-message code).
 Sources: postmarkapp.com/developer/user-guide/send-email-with-api/batch-emails,
 /developer/api/overview (headers, status codes, error codes).
 """
@@ -22,14 +23,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import getaddresses
 from typing import Any
 
-from support.http_server import HttpServer, Request, Response
+from support.fake_api import FakeApi, answer
+from support.http_server import Request, Response
 
 TOKEN = "pm-server-token-0b7d6e"
 PATH = "/email/batch"
@@ -60,62 +61,25 @@ class Accepted:
                      if h["Name"].lower() == name.lower()), None)
 
 
-@dataclass
-class FakePostmark:
-    server: HttpServer
-    token: str = TOKEN
-    message_stream: str = "broadcast"
-    max_bytes: int = MAX_BYTES
-    accepted: list[Accepted] = field(default_factory=list)
-    inactive: set[str] = field(default_factory=set)
-    invalid: set[str] = field(default_factory=set)
-    item_errors: dict[str, tuple[int, str]] = field(default_factory=dict)
-    requests: int = 0                       # batch requests answered (any status)
-    batch_sizes: list[int] = field(default_factory=list)   # messages per well-formed request
-    _script: list[Response] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.server.route("POST", PATH, self._handle)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def fail_next(self, status: int, body: Any, *, headers: dict[str, str] | None = None,
-                  times: int = 1, after: int = 0) -> None:
-        """Answer the next ``times`` requests with this, without looking at them;
-        ``after`` requests are answered normally first."""
-        self.answer_normally(after)
-        self._script.extend(Response(status, json.dumps(body).encode(),
-                                     {"Content-Type": "application/json", **(headers or {})})
-                            for _ in range(times))
-
-    def answer_normally(self, requests: int) -> None:
-        """Let the next ``requests`` requests through before any scripted answer."""
-        self._script.extend(Response(status=0) for _ in range(requests))
-
-    def slow_next(self, seconds: float) -> None:
-        """Accept the next request, then wait ``seconds`` before answering."""
-        self._script.append(Response(status=0, delay=seconds))
+class FakePostmark(FakeApi):
+    def __init__(self, *, token: str = TOKEN, message_stream: str = "broadcast",
+                 max_bytes: int = MAX_BYTES) -> None:
+        super().__init__(PATH)
+        self.token = token
+        self.message_stream = message_stream
+        self.max_bytes = max_bytes
+        self.accepted: list[Accepted] = []
+        self.inactive: set[str] = set()
+        self.invalid: set[str] = set()
+        self.item_errors: dict[str, tuple[int, str]] = {}
+        self.batch_sizes: list[int] = []     # messages per well-formed request
 
     def accepted_addresses(self) -> list[str]:
         return sorted(a.address for a in self.accepted)
 
     # -- the API ------------------------------------------------------------------------
 
-    def _handle(self, request: Request) -> Response:
-        with self._lock:
-            self.requests += 1
-            scripted = self._script.pop(0) if self._script else None
-            if scripted is not None and scripted.status:
-                return scripted
-            response = self._batch(request)
-        if scripted is not None:
-            response.delay = scripted.delay
-        return response
-
-    def _batch(self, request: Request) -> Response:
+    def handle(self, request: Request) -> Response:
         if request.header("x-postmark-server-token") != self.token:
             return _json(401, {"ErrorCode": 10, "Message": "The Server Token you provided in "
                                "the X-Postmark-Server-Token request header was invalid. "
@@ -192,4 +156,4 @@ def _shape_problem(message: Any, stream: str) -> str:
 
 
 def _json(status: int, body: Any) -> Response:
-    return Response(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    return answer(status, body).response

@@ -14,9 +14,11 @@ It checks the request as Resend documents it and answers as Resend does:
   answer and creates nothing; with another body, 409 ``invalid_idempotent_request``;
 - ``ratelimit-limit``, ``ratelimit-remaining``, ``ratelimit-reset`` on every answer.
 
-What it created is in :attr:`accepted`. Tests script trouble: :meth:`fail_next` (a whole-request
-answer such as 429 with ``retry-after``, 500, a quota 429, ``concurrent_idempotent_requests``),
-:meth:`slow_next` (create, then answer late: a client timeout), :attr:`invalid` addresses.
+What it created is in :attr:`accepted`. Tests script whole-request trouble with the shared
+vocabulary of :mod:`support.fake_api` and Resend's own answers: ``fake.script(error(429,
+"rate_limit_exceeded", headers={"retry-after": "2"}))`` (or 500, a quota 429,
+``concurrent_idempotent_requests``), ``hang(2.0)`` (create, then answer late: a client
+timeout); per-email trouble with :attr:`invalid` addresses.
 Sources: resend.com/docs/api-reference/emails/send-batch-emails, /docs/dashboard/emails/
 batch-validation-modes, /docs/dashboard/emails/idempotency-keys, /docs/api-reference/errors,
 /docs/api-reference/rate-limit.
@@ -26,13 +28,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
 
-from support.http_server import HttpServer, Request, Response
+from support.fake_api import FakeApi, Step, answer
+from support.http_server import Request, Response
 
 API_KEY = "re_fake_3kQ9vX2mLp"
 PATH = "/emails/batch"
@@ -65,62 +67,27 @@ class _Stored:
     answer: bytes
 
 
-@dataclass
-class FakeResend:
-    server: HttpServer
-    api_key: str = API_KEY
-    accepted: list[Accepted] = field(default_factory=list)
-    invalid: set[str] = field(default_factory=set)
-    requests: int = 0                        # batch requests answered (any status)
-    replays: int = 0                         # answered from the idempotency store
-    batch_sizes: list[int] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)        # Idempotency-Key of each request
-    _script: list[Response] = field(default_factory=list)
-    _store: dict[str, _Stored] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.server.route("POST", PATH, self._handle)
+class FakeResend(FakeApi):
+    def __init__(self, *, api_key: str = API_KEY) -> None:
+        super().__init__(PATH)
+        self.api_key = api_key
+        self.accepted: list[Accepted] = []
+        self.invalid: set[str] = set()
+        self.replays = 0                     # answered from the idempotency store
+        self.batch_sizes: list[int] = []
+        self._store: dict[str, _Stored] = {}
 
     @property
-    def url(self) -> str:
-        return self.server.url
-
-    def fail_next(self, status: int, name: str, message: str = "", *,
-                  headers: dict[str, str] | None = None, times: int = 1,
-                  after: int = 0) -> None:
-        """Answer the next ``times`` requests with this error, without looking at them;
-        ``after`` requests are answered normally first."""
-        self.answer_normally(after)
-        body = {"statusCode": status, "name": name, "message": message or name}
-        self._script.extend(_json(status, body, headers) for _ in range(times))
-
-    def answer_normally(self, requests: int) -> None:
-        """Let the next ``requests`` requests through before any scripted answer."""
-        self._script.extend(Response(status=0) for _ in range(requests))
-
-    def slow_next(self, seconds: float) -> None:
-        """Process the next request (and keep its key), then wait ``seconds`` to answer."""
-        self._script.append(Response(status=0, delay=seconds))
+    def keys(self) -> list[str]:
+        """The Idempotency-Key of each request, in order ("" where there was none)."""
+        return [request.header("idempotency-key") for request in self.requests]
 
     def accepted_addresses(self) -> list[str]:
         return sorted(a.address for a in self.accepted)
 
     # -- the API ------------------------------------------------------------------------
 
-    def _handle(self, request: Request) -> Response:
-        with self._lock:
-            self.requests += 1
-            self.keys.append(request.header("idempotency-key"))
-            scripted = self._script.pop(0) if self._script else None
-            if scripted is not None and scripted.status:
-                return scripted
-            response = self._batch(request)
-        if scripted is not None:
-            response.delay = scripted.delay
-        return response
-
-    def _batch(self, request: Request) -> Response:
+    def handle(self, request: Request) -> Response:
         authorization = request.header("authorization")
         if not authorization:
             return _error(401, "missing_api_key", "Missing API key in the authorization "
@@ -167,10 +134,10 @@ class FakeResend:
                 email_id = str(uuid.uuid4())
                 self.accepted.append(Accepted(email_id, email, key))
                 data.append({"id": email_id})
-        answer: dict[str, Any] = {"data": data}
+        reply: dict[str, Any] = {"data": data}
         if mode == "permissive":
-            answer["errors"] = [{"index": i, "message": m} for i, m in problems.items()]
-        encoded = json.dumps(answer).encode()
+            reply["errors"] = [{"index": i, "message": m} for i, m in problems.items()]
+        encoded = json.dumps(reply).encode()
         if key:
             self._store[key] = _Stored(body, 200, encoded)
         return Response(200, encoded, _headers())
@@ -226,9 +193,12 @@ def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
             **(extra or {})}
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, json.dumps(body).encode(), _headers(headers))
+def error(status: int, name: str, message: str = "", *,
+          headers: dict[str, str] | None = None, times: int = 1) -> Step:
+    """Resend's answer to a refused request (the ``name`` is its error code)."""
+    body = {"statusCode": status, "name": name, "message": message or name}
+    return answer(status, body, _headers(headers), times=times)
 
 
 def _error(status: int, name: str, message: str) -> Response:
-    return _json(status, {"statusCode": status, "name": name, "message": message})
+    return error(status, name, message).response

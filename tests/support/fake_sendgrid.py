@@ -6,6 +6,8 @@ the 10,000-byte substitution limit, content order), answers like SendGrid (202 w
 ``X-Message-Id``; 400 with ``errors[].field``; 401; 429 with ``X-RateLimit-*``), records what it
 accepted, and rebuilds each recipient's message by applying the substitutions as SendGrid
 does — so a test can compare what a subscriber would read with what we meant to send.
+Tests script trouble with the vocabulary of :mod:`support.fake_api` and SendGrid's own
+answers: ``fake.script(passes(), rate_limited(reset_in=30))``, ``server_error(503)``.
 
 Sources: twilio/sendgrid-oai spec/json/tsg_mail_v3.json; twilio.com/docs/sendgrid/
 api-reference/mail-send/errors; research/providers.md §2.
@@ -20,7 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from support.http_server import HttpServer, Request, Response
+from support.fake_api import FakeApi, Step, answer
+from support.http_server import Request, Response
 
 PATH = "/v3/mail/send"
 UNSAFE_NAME = re.compile(r'[()<>\[\]:;@\\,"]')
@@ -58,48 +61,14 @@ class Accepted:
     message_id: str
 
 
-class FakeSendgrid:
-    def __init__(self, server: HttpServer, *, api_key: str = "SG.test-key-must-not-leak"
-                 ) -> None:
-        self.server = server
+class FakeSendgrid(FakeApi):
+    def __init__(self, *, api_key: str = "SG.test-key-must-not-leak") -> None:
+        super().__init__(PATH)
         self.api_key = api_key
         self.accepted: list[Accepted] = []
         self.rejected: list[dict[str, Any]] = []       # bodies answered with a 400
         self.refuse: set[str] = set()                  # addresses answered with a 400
-        self._script: list[Response | None] = []
         self._ids = itertools.count(1)
-        server.route("POST", PATH, self._handle)
-
-    @property
-    def base_url(self) -> str:
-        return self.server.url
-
-    # -- scripting -----------------------------------------------------------------------
-
-    def answer_next(self, *responses: Response | None) -> None:
-        """Answer the next requests with these, in order, whatever they hold (nothing is
-        accepted); ``None`` lets a request be handled as usual."""
-        self._script.extend(responses)
-
-    def rate_limit_next(self, *, reset_in: int = 60) -> None:
-        reset = int(time.time()) + reset_in
-        self.answer_next(Response(429, _errors_json([(None, "too many requests")]), {
-            "Content-Type": "application/json", "X-RateLimit-Limit": "600",
-            "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}))
-
-    def server_error_next(self, status: int = 500) -> None:
-        self.answer_next(Response(status, _errors_json([(None, "internal server error")]),
-                                  {"Content-Type": "application/json"}))
-
-    def hang_next(self, seconds: float) -> None:
-        """Accept nothing and answer only after ``seconds`` (a client timeout test)."""
-        self.answer_next(Response(202, b"", {"X-Message-Id": "too-late"}, delay=seconds))
-
-    # -- what it got -----------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[Request]:
-        return [r for r in self.server.requests if r.path.split("?")[0] == PATH]
 
     def delivered(self) -> list[Delivered]:
         out = []
@@ -109,12 +78,9 @@ class FakeSendgrid:
 
     # -- the API -------------------------------------------------------------------------
 
-    def _handle(self, request: Request) -> Response:
+    def handle(self, request: Request) -> Response:
         if request.header("authorization") != f"Bearer {self.api_key}":
             return _error(401, [(None, "authorization required")])
-        scripted = self._script.pop(0) if self._script else None
-        if scripted is not None:
-            return scripted
         if not request.header("content-type").startswith("application/json"):
             return _error(400, [(None, "Content-Type should be application/json.")])
         try:
@@ -283,10 +249,23 @@ def _substituter(substitutions: dict[str, str]):  # noqa: ANN202
     return lambda text: pattern.sub(lambda match: substitutions[match.group(0)], text)
 
 
-def _errors_json(errors: list[tuple[str | None, str]]) -> bytes:
-    return json.dumps({"errors": [{"field": f, "message": m, "help": None}
-                                  for f, m in errors]}).encode()
+def rate_limited(*, reset_in: int = 60) -> Step:
+    """SendGrid's 429: the window resets ``reset_in`` seconds from now."""
+    return refusal(429, [(None, "too many requests")], headers={
+        "X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(int(time.time()) + reset_in)})
+
+
+def server_error(status: int = 500) -> Step:
+    return refusal(status, [(None, "internal server error")])
+
+
+def refusal(status: int, errors: list[tuple[str | None, str]], *,
+            headers: dict[str, str] | None = None) -> Step:
+    """SendGrid's error answer: ``{"errors": [{"field", "message", "help"}]}``."""
+    return answer(status, {"errors": [{"field": f, "message": m, "help": None}
+                                      for f, m in errors]}, headers)
 
 
 def _error(status: int, errors: list[tuple[str | None, str]]) -> Response:
-    return Response(status, _errors_json(errors), {"Content-Type": "application/json"})
+    return refusal(status, errors).response

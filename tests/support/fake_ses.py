@@ -8,7 +8,9 @@ key); ``X-Amz-Date`` of the same day; ``X-Amz-Security-Token`` when the credenti
 temporary; a JSON body with ``Destination`` (≤ 50 recipients), exactly one of
 ``Content.Simple/Raw/Template``, ``Raw.Data`` base64, ``EmailTags`` of ``[A-Za-z0-9_-]``.
 It answers like SES (200 ``{"MessageId"}``; errors with ``X-Amzn-ErrorType`` and
-``{"message"}``) and records each accepted message's MIME bytes.
+``{"message"}``) and records each accepted message's MIME bytes. Tests script trouble with the
+vocabulary of :mod:`support.fake_api` and SES's own answer:
+``fake.script(passes(), refusal(400, "LimitExceededException", "Daily message quota…"))``.
 
 Sources: botocore data/sesv2/2019-09-27/service-2.json; docs.aws.amazon.com/IAM/latest/
 UserGuide/create-signed-request.html (SigV4 steps); research/providers.md §5.
@@ -29,7 +31,8 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from urllib.parse import quote
 
-from support.http_server import HttpServer, Request, Response
+from support.fake_api import FakeApi, Step, answer
+from support.http_server import Request, Response
 
 PATH = "/v2/email/outbound-emails"
 AUTHORIZATION = re.compile(
@@ -65,12 +68,12 @@ class Accepted:
         return email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore
 
 
-class FakeSes:
-    def __init__(self, server: HttpServer, *, access_key_id: str = "AKIDFAKESES0000000001",
+class FakeSes(FakeApi):
+    def __init__(self, *, access_key_id: str = "AKIDFAKESES0000000001",
                  secret_access_key: str = "fake/secret+key-that-must-not-leak",
                  session_token: str = "", region: str = "eu-west-1",
                  configuration_set: str = "") -> None:
-        self.server = server
+        super().__init__(PATH)
         self.access_key_id = access_key_id
         self.secret_access_key = secret_access_key
         self.session_token = session_token
@@ -78,44 +81,14 @@ class FakeSes:
         self.configuration_set = configuration_set
         self.accepted: list[Accepted] = []
         self.reject: dict[str, tuple[int, str, str]] = {}   # address -> (status, type, message)
-        self._script: list[Response | None] = []
         self._ids = itertools.count(1)
-        server.route("POST", PATH, self._handle)
-
-    @property
-    def base_url(self) -> str:
-        return self.server.url
-
-    # -- scripting -----------------------------------------------------------------------
-
-    def answer_next(self, *responses: Response | None) -> None:
-        """Answer the next requests with these, in order, whatever they hold (nothing is
-        accepted); ``None`` lets a request be handled as usual."""
-        self._script.extend(responses)
-
-    def error_next(self, status: int, kind: str, message: str = "", *,
-                   headers: dict[str, str] | None = None) -> None:
-        self.answer_next(error(status, kind, message or kind, headers=headers))
-
-    def hang_next(self, seconds: float) -> None:
-        self.answer_next(Response(200, b'{"MessageId":"late"}',
-                                  {"Content-Type": "application/json"}, delay=seconds))
-
-    # -- what it got -----------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[Request]:
-        return [r for r in self.server.requests if r.path.split("?")[0] == PATH]
 
     # -- the API -------------------------------------------------------------------------
 
-    def _handle(self, request: Request) -> Response:
+    def handle(self, request: Request) -> Response:
         problem = self.check_signature(request)
         if problem:
             return problem
-        scripted = self._script.pop(0) if self._script else None
-        if scripted is not None:
-            return scripted
         try:
             body = json.loads(request.body)
         except ValueError:
@@ -229,8 +202,12 @@ def validate(body: object, configuration_set: str = "") -> str:
     return ""
 
 
-def error(status: int, kind: str, message: str, *, headers: dict[str, str] | None = None
-          ) -> Response:
-    return Response(status, json.dumps({"message": message}).encode(),
-                    {"Content-Type": "application/json", "X-Amzn-ErrorType": kind,
-                     **(headers or {})})
+def refusal(status: int, kind: str, message: str = "", *,
+            headers: dict[str, str] | None = None) -> Step:
+    """SES's error answer: the error type in ``X-Amzn-ErrorType``, ``{"message"}`` as body."""
+    return answer(status, {"message": message or kind},
+                  {"X-Amzn-ErrorType": kind, **(headers or {})})
+
+
+def error(status: int, kind: str, message: str) -> Response:
+    return refusal(status, kind, message).response

@@ -85,13 +85,13 @@ def an_edition_for_tiers(app: App, *, free: list[str], client: list[str],
                          names: dict[str, str] | None = None) -> int:
     """A saved edition of one non-public story, enqueued for free and client subscribers."""
     names = names or {}
-    app.subscribers.create_list("morning", "Morning Briefing", exist_ok=True)
+    app.lists.create("morning", "Morning Briefing", exist_ok=True)
     for tier, addresses in (("free", free), ("client", client)):
         for address in addresses:
             app.subscribers.add(address, list_slug="morning", tier=tier,
                                 name=names.get(address))
     stored_posts(app.engine, an_entry(title="Harbour bridge reopens", categories=("Town",)))
-    edition = plan_edition(app.engine, app.subscribers.get_list("morning"), TODAY,
+    edition = plan_edition(app.engine, app.lists.get("morning"), TODAY,
                            settings=app.config.editions, site_name="Ledger").edition
     enqueue(app.engine, edition)
     return edition.id
