@@ -23,7 +23,7 @@ from pydantic import (ConfigDict, Field, SecretStr, ValidationError, create_mode
 
 from digest.errors import ConfigError
 from digest.transports.registry import PROVIDERS
-from digest.transports.settings import Section, one_line
+from digest.transports.settings import OneLine, Section
 
 DEFAULT_CONFIG_NAME = "digest.toml"
 
@@ -44,14 +44,9 @@ class DatabaseConfig(Section):
 
 
 class SiteConfig(Section):
-    name: str = "Example Newsroom"
+    name: OneLine = "Example Newsroom"
     url: str = "https://news.example.com"
     signin_url: str = ""
-
-    @field_validator("name")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        return one_line(value)
 
 
 class SourceConfig(Section):
@@ -73,27 +68,21 @@ class AccessConfig(Section):
 
 
 class EditionsConfig(Section):
-    subject: str = "{site} — {date:%d %B %Y}"
+    subject: OneLine = "{site} — {date:%d %B %Y}"     # becomes the Subject: header
     max_posts: int = Field(default=40, gt=0)
     first_edition_lookback_days: int = Field(default=7, ge=0)
     max_html_bytes: int = Field(default=100_000, gt=10_000)
     greeting_fallback: str = "there"
-
-    @field_validator("subject")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        # The subject template becomes the Subject: header.
-        return one_line(value)
 
 
 class DeliveryConfig(Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     transport: TransportName = "file"
-    from_: str = Field(default="Example Digest <digest@news.example.com>", alias="from")
-    reply_to: str = ""
+    from_: OneLine = Field(default="Example Digest <digest@news.example.com>", alias="from")
+    reply_to: OneLine = ""
     outbox: str = "outbox"
-    unsubscribe_mailto: str = ""
+    unsubscribe_mailto: OneLine = ""          # goes into List-Unsubscribe as it is
     batch_size: int = Field(default=100, gt=0)
     concurrency: int = Field(default=4, gt=0, le=64)
     rate_per_second: float = Field(default=0, ge=0)
@@ -103,12 +92,6 @@ class DeliveryConfig(Section):
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     claim_timeout_seconds: float = Field(default=900.0, gt=0)
     uncertain: Literal["hold", "resend"] = "hold"
-
-    # unsubscribe_mailto goes into the List-Unsubscribe header as it is.
-    @field_validator("from_", "reply_to", "unsubscribe_mailto")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        return one_line(value)
 
 
 class WebConfig(Section):

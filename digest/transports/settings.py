@@ -7,9 +7,9 @@ webhook, receive their own section and never the whole config.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class Section(BaseModel):
@@ -25,6 +25,10 @@ def one_line(value: str) -> str:
     return value
 
 
+# A value that reaches a mail header or an SMTP command.
+OneLine = Annotated[str, AfterValidator(one_line)]
+
+
 class SmtpConfig(Section):
     host: str = "localhost"
     port: int = Field(default=587, gt=0, lt=65536)
@@ -32,13 +36,8 @@ class SmtpConfig(Section):
     username: str = ""
     password: SecretStr = SecretStr("")
     timeout_seconds: float = Field(default=30.0, gt=0)
-    local_hostname: str = ""
-
-    @field_validator("local_hostname")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        # Sent in EHLO: smtplib would refuse it only when the first message goes out.
-        return one_line(value)
+    # Sent in EHLO: smtplib would refuse a line break only when the first message goes out.
+    local_hostname: OneLine = ""
 
 
 class ApiConfig(Section):
