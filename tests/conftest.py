@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy
 from sqlalchemy import Engine, text
@@ -22,12 +23,18 @@ from sqlalchemy import Engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
 
+from support.browser import launch_browser  # noqa: E402
+from support.cli import CliRunner  # noqa: E402
+from support.http_server import HttpServer  # noqa: E402
+from support.outgoing import edition_messages  # noqa: E402
+from support.smtp_server import SmtpServer  # noqa: E402
+
+import subscribers.models  # noqa: E402,F401  (registers the tables)
 from digest.config import Config, config_from_dict  # noqa: E402
 from digest.db import make_engine, upgrade  # noqa: E402
-import subscribers.models  # noqa: E402,F401  (registers the tables)
 from digest.models import SQLModel  # noqa: E402
-from support.http_server import HttpServer  # noqa: E402
-from support.smtp_server import SmtpServer  # noqa: E402
+from digest.transports.http import make_client  # noqa: E402
+from digest.variants import EditionMessages  # noqa: E402
 
 POSTGRES_URL = os.environ.get("DIGEST_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -129,6 +136,33 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
     engine = make_engine(sqlite_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[httpx.Client]:
+    """One HTTP client per test module, built like the production one (building one costs
+    more than most tests that use it)."""
+    with make_client(timeout=10.0) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def factory() -> EditionMessages:
+    """The messages of one edition with a free and a paying variant, rendered once per module."""
+    return edition_messages()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium, headless, driven by Playwright (see support/browser.py)."""
+    with launch_browser() as browser:
+        yield browser
+
+
+@pytest.fixture
+def digest(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """Run `digest --config CONFIG ARGS…` in-process as the console script would."""
+    return CliRunner(capsys, monkeypatch)
 
 
 @pytest.fixture

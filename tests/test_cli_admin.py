@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from digest.cli import main
 from subscribers.suppressions import AddressEvent, EventKind, Suppressions
-
-
-@dataclass
-class Result:
-    exit_code: int
-    output: str
 
 
 def config_file(tmp_path: Path, database_url: str) -> Path:
@@ -23,23 +12,6 @@ def config_file(tmp_path: Path, database_url: str) -> Path:
     path.write_text(f'[database]\nurl = "{database_url}"\n[web]\nsecret_key = "s"\n'
                     f'[delivery]\noutbox = "{tmp_path / "outbox"}"\n', encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def digest(capsys, monkeypatch):  # noqa: ANN201
-    """Run `digest --config CONFIG ARGS…` as the console script would; stdout + stderr."""
-
-    def run(config: Path, *args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["digest", "--config", str(config), *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        captured = capsys.readouterr()
-        return Result(code, captured.out + captured.err)
-
-    return run
 
 
 def test_suppressions_can_be_listed_added_and_lifted(tmp_path, sqlite_url, digest):

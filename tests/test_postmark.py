@@ -8,39 +8,18 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
-from digest.errors import TransportError
-from digest.transports import postmark
-from digest.outbound import OutgoingMessage, Outcome, SendResult
-from digest.transports.http import make_client
-from digest.transports.postmark import PostmarkTransport
-from digest.transports.registry import TransportNeeds
 from conftest import make_config
 from support.fake_api import answer, hang, passes
 from support.fake_postmark import FakePostmark
+from support.outgoing import SENDER, a_numbered_message
 from test_deliver import an_app, an_edition, deliveries
 
-SENDER = "Ledger Digest <digest@news.example.com>"
-
-
-def a_message(number: int, *, to: str = "", name: str | None = None, html: str = "",
-              tag: str = "morning-2026-11-25", reply_to: str = "desk@news.example.com"
-              ) -> OutgoingMessage:
-    headers = {
-        "Message-ID": f"<digest.7.{number}@news.example.com>",
-        "List-Id": "Morning Briefing <morning.digest.example.com>",
-        "List-Unsubscribe": f"<https://digest.example.com/unsubscribe/token-{number}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
-    if reply_to:
-        headers["Reply-To"] = reply_to
-    return OutgoingMessage(
-        delivery_id=number, envelope_from="digest@news.example.com",
-        to_address=to or f"reader{number}@example.com",
-        to_name=f"Reader {number}" if name is None else name, from_header=SENDER,
-        subject="Lanternport Ledger — 25 November 2026", headers=headers, tag=tag,
-        build_html=lambda: html or f"<p>Good morning, reader {number}.</p>",
-        build_text=lambda: f"Good morning, reader {number}.")
+from digest.errors import TransportError
+from digest.outbound import Outcome, SendResult
+from digest.transports import postmark
+from digest.transports.http import make_client
+from digest.transports.postmark import PostmarkTransport
+from digest.transports.registry import TransportNeeds
 
 
 @pytest.fixture
@@ -48,13 +27,6 @@ def fake() -> Iterator[FakePostmark]:
     with FakePostmark() as fake:
         yield fake
 
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    """One client for the module, shared like the production one (building one costs more
-    than most of these tests)."""
-    with make_client(timeout=5.0) as client:
-        yield client
 
 
 def a_transport(fake: FakePostmark, client: httpx.Client, **options: object) -> PostmarkTransport:
@@ -70,7 +42,7 @@ def by_id(results: list[SendResult]) -> dict[int, SendResult]:
 
 
 def test_a_batch_goes_out_as_documented_and_each_message_keeps_postmarks_id(fake, client):
-    results = by_id(a_transport(fake, client).send([a_message(1), a_message(2), a_message(3)]))
+    results = by_id(a_transport(fake, client).send([a_numbered_message(1), a_numbered_message(2), a_numbered_message(3)]))
 
     assert [r.outcome for r in results.values()] == [Outcome.SENT] * 3
     ids = {a.address: a.message_id for a in fake.accepted}
@@ -97,8 +69,8 @@ def test_a_batch_goes_out_as_documented_and_each_message_keeps_postmarks_id(fake
 
 
 def test_display_names_are_quoted_where_an_address_list_needs_it(fake, client):
-    people = [a_message(1, name='Okafor, Maren "M."'), a_message(2, name="Zoë Ångström"),
-              a_message(3, name="")]
+    people = [a_numbered_message(1, name='Okafor, Maren "M."'), a_numbered_message(2, name="Zoë Ångström"),
+              a_numbered_message(3, name="")]
     a_transport(fake, client).send(people)
     assert [a.to for a in fake.accepted] == [
         '"Okafor, Maren \\"M.\\"" <reader1@example.com>',
@@ -107,7 +79,7 @@ def test_display_names_are_quoted_where_an_address_list_needs_it(fake, client):
 
 
 def test_a_name_that_looks_encoded_is_quoted_and_the_sender_sent_in_plain_unicode(fake, client):
-    message = a_message(1, name="=?utf-8?q?Mallory?=")
+    message = a_numbered_message(1, name="=?utf-8?q?Mallory?=")
     message.from_header = "=?utf-8?q?Zo=C3=AB=27s_Ledger=2C_Daily?= <digest@news.example.com>"
     a_transport(fake, client).send([message])
     sent = fake.accepted[0].message
@@ -122,7 +94,7 @@ def test_the_configured_message_stream_is_used(tmp_path, fake, client):
                          postmark={"token": fake.token, "base_url": fake.url,
                                    "message_stream": "digest-broadcasts"})
     transport = postmark.from_settings(config.postmark, TransportNeeds(lambda: client))
-    assert transport.send([a_message(1)])[0].outcome is Outcome.SENT
+    assert transport.send([a_numbered_message(1)])[0].outcome is Outcome.SENT
     assert fake.accepted[0].message["MessageStream"] == "digest-broadcasts"
 
 
@@ -138,7 +110,7 @@ def test_the_public_api_is_the_default_address(tmp_path):
 
 
 def test_more_than_500_messages_go_out_in_requests_of_at_most_500(fake, client):
-    messages = [a_message(n) for n in range(1, 502)]
+    messages = [a_numbered_message(n) for n in range(1, 502)]
     results = by_id(a_transport(fake, client).send(messages))
     assert fake.batch_sizes == [500, 1]
     assert len(results) == 501 and all(r.outcome is Outcome.SENT for r in results.values())
@@ -147,7 +119,7 @@ def test_more_than_500_messages_go_out_in_requests_of_at_most_500(fake, client):
 
 def test_requests_stay_under_the_payload_limit(fake, client):
     limit = 2_000
-    messages = [a_message(n, html="<p>" + "x" * 500 + "</p>") for n in range(1, 11)]
+    messages = [a_numbered_message(n, html="<p>" + "x" * 500 + "</p>") for n in range(1, 11)]
     results = a_transport(fake, client, max_payload_bytes=limit).send(messages)
     assert all(r.outcome is Outcome.SENT for r in results) and len(results) == 10
     assert len(fake.batch_sizes) > 1 and sum(fake.batch_sizes) == 10
@@ -157,7 +129,7 @@ def test_requests_stay_under_the_payload_limit(fake, client):
 
 def test_a_message_too_large_for_postmark_fails_without_a_request(fake, client):
     transport = a_transport(fake, client, max_message_bytes=5_000)
-    results = by_id(transport.send([a_message(1, html="x" * 6_000), a_message(2)]))
+    results = by_id(transport.send([a_numbered_message(1, html="x" * 6_000), a_numbered_message(2)]))
     assert results[1].outcome is Outcome.FAILED and "bytes" in results[1].error
     assert results[2].outcome is Outcome.SENT
     assert fake.accepted_addresses() == ["reader2@example.com"]
@@ -172,9 +144,9 @@ def test_per_recipient_failures_do_not_stop_the_batch(fake, client):
     fake.item_errors["busy@example.com"] = (429, "Rate limit exceeded.")
     fake.item_errors["nobody@example.com"] = (300, "Provide either email TextBody or "
                                                    "HtmlBody or both.")
-    messages = [a_message(1), a_message(2, to="gone@example.com"),
-                a_message(3, to="typo@example.com"), a_message(4, to="busy@example.com"),
-                a_message(5, to="nobody@example.com"), a_message(6)]
+    messages = [a_numbered_message(1), a_numbered_message(2, to="gone@example.com"),
+                a_numbered_message(3, to="typo@example.com"), a_numbered_message(4, to="busy@example.com"),
+                a_numbered_message(5, to="nobody@example.com"), a_numbered_message(6)]
     results = by_id(a_transport(fake, client).send(messages))
 
     assert results[1].outcome is results[6].outcome is Outcome.SENT
@@ -191,13 +163,13 @@ def test_an_account_problem_stops_the_run_with_a_hint(fake, client):
     for n in (1, 2):
         fake.item_errors[f"reader{n}@example.com"] = (412, "Your account is pending.")
     with pytest.raises(TransportError) as caught:
-        a_transport(fake, client).send([a_message(1), a_message(2)])
+        a_transport(fake, client).send([a_numbered_message(1), a_numbered_message(2)])
     assert caught.value.retry is False and "pending approval" in caught.value.hint
 
 
 def test_an_account_problem_after_some_were_accepted_keeps_those(fake, client):
     fake.item_errors["reader2@example.com"] = (405, "Not allowed to send.")
-    results = by_id(a_transport(fake, client).send([a_message(1), a_message(2)]))
+    results = by_id(a_transport(fake, client).send([a_numbered_message(1), a_numbered_message(2)]))
     assert results[1].outcome is Outcome.SENT            # accepted: must be recorded as sent
     assert results[2].outcome is Outcome.RETRY and "credits" in results[2].error
 
@@ -206,7 +178,7 @@ def test_a_sender_refused_by_postmark_is_a_config_problem(fake, client):
     for n in (1, 2):
         fake.item_errors[f"reader{n}@example.com"] = (300, "Invalid 'From' address: 'x'.")
     with pytest.raises(TransportError) as caught:
-        a_transport(fake, client).send([a_message(1), a_message(2)])
+        a_transport(fake, client).send([a_numbered_message(1), a_numbered_message(2)])
     assert caught.value.retry is False and "[delivery] from" in caught.value.hint
 
 
@@ -217,7 +189,7 @@ def test_a_rate_limited_request_is_retried_after_what_postmark_asked(fake, clien
     fake.script(answer(429, {"ErrorCode": 429, "Message": "Rate limit exceeded"},
                        {"Retry-After": "30"}))
     with pytest.raises(TransportError) as caught:
-        a_transport(fake, client).send([a_message(1)])
+        a_transport(fake, client).send([a_numbered_message(1)])
     assert (caught.value.retry, caught.value.retry_after) == (True, 30.0)
     assert not caught.value.maybe_sent and fake.accepted == []
 
@@ -225,21 +197,21 @@ def test_a_rate_limited_request_is_retried_after_what_postmark_asked(fake, clien
 def test_a_server_error_is_retried_later(fake, client):
     fake.script(answer(500, {"ErrorCode": 0, "Message": "Internal Server Error"}))
     with pytest.raises(TransportError) as caught:
-        a_transport(fake, client).send([a_message(1)])
+        a_transport(fake, client).send([a_numbered_message(1)])
     assert caught.value.retry and not caught.value.maybe_sent
 
 
 def test_a_timeout_may_have_sent_so_the_batch_is_maybe_sent(fake):
     fake.script(hang(2.0))
     with make_client(timeout=0.3) as client, pytest.raises(TransportError) as caught:
-        a_transport(fake, client).send([a_message(1), a_message(2)])
+        a_transport(fake, client).send([a_numbered_message(1), a_numbered_message(2)])
     assert caught.value.retry and caught.value.maybe_sent
     assert len(fake.accepted) == 2            # it did go: that is why it must not be resent
 
 
 def test_a_refused_request_fails_its_messages(fake, client):
     fake.script(answer(422, {"ErrorCode": 300, "Message": "Invalid email request"}))
-    results = a_transport(fake, client).send([a_message(1), a_message(2)])
+    results = a_transport(fake, client).send([a_numbered_message(1), a_numbered_message(2)])
     assert [r.outcome for r in results] == [Outcome.FAILED] * 2
     assert not any(r.hard_bounce for r in results)
     assert "Invalid email request" in results[0].error
@@ -248,7 +220,7 @@ def test_a_refused_request_fails_its_messages(fake, client):
 def test_a_refused_request_for_an_account_reason_stops_the_run(fake, client):
     fake.script(answer(422, {"ErrorCode": 413, "Message": "Account may not send"}))
     with pytest.raises(TransportError) as caught:
-        a_transport(fake, client).send([a_message(1)])
+        a_transport(fake, client).send([a_numbered_message(1)])
     assert caught.value.retry is False and "support" in caught.value.hint
 
 
@@ -257,7 +229,7 @@ def test_bad_credentials_stop_the_run_without_showing_the_token(fake, client, ca
     secret = "pm-wrong-token-a1b2c3"
     transport = PostmarkTransport(client, token=secret, base_url=fake.url)
     with pytest.raises(TransportError) as caught:
-        transport.send([a_message(1)])
+        transport.send([a_numbered_message(1)])
     error = caught.value
     assert error.retry is False and "401" in str(error)
     assert secret not in str(error) and secret not in (error.hint or "")
@@ -268,14 +240,14 @@ def test_bad_credentials_stop_the_run_without_showing_the_token(fake, client, ca
 def test_an_answer_that_echoes_the_token_does_not_carry_it_into_the_error(fake, client):
     fake.script(answer(401, {"ErrorCode": 10, "Message": f"Bad token {fake.token}"}))
     with pytest.raises(TransportError) as caught:
-        a_transport(fake, client).send([a_message(1)])
+        a_transport(fake, client).send([a_numbered_message(1)])
     assert fake.token not in str(caught.value) and "[token]" in str(caught.value)
 
 
 def test_an_error_after_a_first_request_went_through_keeps_its_results(fake, client):
     fake.script(passes(), answer(500, {"ErrorCode": 0, "Message": "Internal Server Error"}))
     transport = a_transport(fake, client, max_batch=2)
-    results = by_id(transport.send([a_message(n) for n in range(1, 6)]))
+    results = by_id(transport.send([a_numbered_message(n) for n in range(1, 6)]))
     assert [results[n].outcome for n in range(1, 6)] == [
         Outcome.SENT, Outcome.SENT, Outcome.RETRY, Outcome.RETRY, Outcome.RETRY]
     assert fake.accepted_addresses() == ["reader1@example.com", "reader2@example.com"]
@@ -285,7 +257,7 @@ def test_a_timeout_after_a_first_request_leaves_only_that_request_uncertain(fake
     fake.script(passes(), hang(2.0))
     with make_client(timeout=0.3) as client:
         results = by_id(a_transport(fake, client, max_batch=2).send(
-            [a_message(n) for n in range(1, 6)]))
+            [a_numbered_message(n) for n in range(1, 6)]))
     assert [results[n].outcome for n in range(1, 6)] == [
         Outcome.SENT, Outcome.SENT, Outcome.UNCERTAIN, Outcome.UNCERTAIN, Outcome.RETRY]
 
@@ -294,7 +266,7 @@ def test_closing_leaves_the_shared_client_open(fake, client):
     transport = a_transport(fake, client)
     transport.close()
     assert not client.is_closed
-    assert transport.send([a_message(1)])[0].outcome is Outcome.SENT
+    assert transport.send([a_numbered_message(1)])[0].outcome is Outcome.SENT
 
 
 # -- the fake checks what Postmark checks ---------------------------------------------------

@@ -10,40 +10,19 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-
-from digest.errors import TransportError
-from digest.transports import resend
-from digest.outbound import OutgoingMessage, Outcome, SendResult
-from digest.transports.http import make_client
-from digest.transports.registry import TransportNeeds
-from digest.transports.resend import ResendTransport, idempotency_key
 from conftest import make_config
 from support.fake_api import hang, passes
 from support.fake_resend import FakeResend, error
 from support.http_server import HttpServer
+from support.outgoing import SENDER, a_numbered_message
 from test_deliver import an_app, an_edition, deliveries
 
-SENDER = "Ledger Digest <digest@news.example.com>"
-
-
-def a_message(number: int, *, to: str = "", name: str | None = None, html: str = "",
-              tag: str = "morning-2026-11-25", reply_to: str = "desk@news.example.com"
-              ) -> OutgoingMessage:
-    headers = {
-        "Message-ID": f"<digest.7.{number}@news.example.com>",
-        "List-Id": "Morning Briefing <morning.digest.example.com>",
-        "List-Unsubscribe": f"<https://digest.example.com/unsubscribe/token-{number}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
-    if reply_to:
-        headers["Reply-To"] = reply_to
-    return OutgoingMessage(
-        delivery_id=number, envelope_from="digest@news.example.com",
-        to_address=to or f"reader{number}@example.com",
-        to_name=f"Reader {number}" if name is None else name, from_header=SENDER,
-        subject="Lanternport Ledger — 25 November 2026", headers=headers, tag=tag,
-        build_html=lambda: html or f"<p>Good morning, reader {number}.</p>",
-        build_text=lambda: f"Good morning, reader {number}.")
+from digest.errors import TransportError
+from digest.outbound import Outcome, SendResult
+from digest.transports import resend
+from digest.transports.http import make_client
+from digest.transports.registry import TransportNeeds
+from digest.transports.resend import ResendTransport, idempotency_key
 
 
 @pytest.fixture
@@ -51,13 +30,6 @@ def fake() -> Iterator[FakeResend]:
     with FakeResend() as fake:
         yield fake
 
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    """One client for the module, shared like the production one (building one costs more
-    than most of these tests)."""
-    with make_client(timeout=5.0) as client:
-        yield client
 
 
 @pytest.fixture
@@ -82,7 +54,7 @@ def by_id(results: list[SendResult]) -> dict[int, SendResult]:
 
 def test_a_batch_goes_out_as_documented_and_each_message_keeps_resends_id(fake, client,
                                                                           sleeps):
-    messages = [a_message(1), a_message(2), a_message(3)]
+    messages = [a_numbered_message(1), a_numbered_message(2), a_numbered_message(3)]
     results = by_id(a_transport(fake, client, sleeps).send(messages))
 
     assert [r.outcome for r in results.values()] == [Outcome.SENT] * 3
@@ -110,22 +82,22 @@ def test_a_batch_goes_out_as_documented_and_each_message_keeps_resends_id(fake, 
 
 
 def test_tag_values_are_kept_to_the_characters_resend_allows(fake, client, sleeps):
-    message = a_message(1, tag="morning 2026/11/25 — Zoë")
+    message = a_numbered_message(1, tag="morning 2026/11/25 — Zoë")
     assert a_transport(fake, client, sleeps).send([message])[0].outcome is Outcome.SENT
     assert fake.accepted[0].email["tags"][1] == {"name": "edition",
                                                  "value": "morning_2026_11_25___Zo_"}
 
 
 def test_display_names_are_quoted_where_needed(fake, client, sleeps):
-    a_transport(fake, client, sleeps).send([a_message(1, name='Okafor, Maren "M."'),
-                                            a_message(2, name="")])
+    a_transport(fake, client, sleeps).send([a_numbered_message(1, name='Okafor, Maren "M."'),
+                                            a_numbered_message(2, name="")])
     assert [a.email["to"] for a in fake.accepted] == [
         ['"Okafor, Maren \\"M.\\"" <reader1@example.com>'], ["reader2@example.com"]]
 
 
 def test_a_name_that_looks_encoded_is_quoted_and_the_sender_sent_in_plain_unicode(
         fake, client, sleeps):
-    message = a_message(1, name="=?utf-8?q?Mallory?=")
+    message = a_numbered_message(1, name="=?utf-8?q?Mallory?=")
     message.from_header = "=?utf-8?q?Zo=C3=AB=27s_Ledger=2C_Daily?= <digest@news.example.com>"
     a_transport(fake, client, sleeps).send([message])
     sent = fake.accepted[0].email
@@ -146,7 +118,7 @@ def test_the_public_api_is_the_default_address(tmp_path):
 
 def test_more_than_100_messages_go_out_in_requests_of_at_most_100(fake, client, sleeps):
     results = by_id(a_transport(fake, client, sleeps).send(
-        [a_message(n) for n in range(1, 102)]))
+        [a_numbered_message(n) for n in range(1, 102)]))
     assert fake.batch_sizes == [100, 1]
     assert len(results) == 101 and all(r.outcome is Outcome.SENT for r in results.values())
     assert len(set(fake.keys)) == 2                       # a key of its own per request
@@ -155,8 +127,8 @@ def test_more_than_100_messages_go_out_in_requests_of_at_most_100(fake, client, 
 def test_an_invalid_recipient_fails_alone_and_the_ids_around_it_stay_right(fake, client,
                                                                            sleeps):
     fake.invalid.update({"typo@example.com", "also-bad@example.com"})
-    messages = [a_message(1), a_message(2, to="typo@example.com"), a_message(3),
-                a_message(4, to="also-bad@example.com"), a_message(5)]
+    messages = [a_numbered_message(1), a_numbered_message(2, to="typo@example.com"), a_numbered_message(3),
+                a_numbered_message(4, to="also-bad@example.com"), a_numbered_message(5)]
     results = by_id(a_transport(fake, client, sleeps).send(messages))
 
     assert (results[2].outcome, results[4].outcome) == (Outcome.FAILED, Outcome.FAILED)
@@ -173,7 +145,7 @@ def test_an_invalid_recipient_fails_alone_and_the_ids_around_it_stay_right(fake,
 
 
 def test_the_same_batch_sent_twice_goes_out_once(fake, client, sleeps):
-    messages = [a_message(1), a_message(2)]
+    messages = [a_numbered_message(1), a_numbered_message(2)]
     transport = a_transport(fake, client, sleeps)
     first = by_id(transport.send(messages))
     again = by_id(transport.send(messages))
@@ -184,7 +156,7 @@ def test_the_same_batch_sent_twice_goes_out_once(fake, client, sleeps):
 
 def test_a_timeout_is_retried_with_the_same_key_and_the_batch_goes_out_once(fake, sleeps):
     fake.script(hang(2.0))              # Resend creates the emails, the answer comes too late
-    messages = [a_message(1), a_message(2)]
+    messages = [a_numbered_message(1), a_numbered_message(2)]
     with make_client(timeout=0.3) as client:
         results = by_id(a_transport(fake, client, sleeps).send(messages))
 
@@ -200,7 +172,7 @@ def test_server_errors_are_retried_in_place_with_capped_backoff(fake, client, sl
     fake.script(error(500, "internal_server_error", times=2))
     transport = a_transport(fake, client, sleeps, backoff_seconds=0.5,
                             max_backoff_seconds=0.75)
-    results = transport.send([a_message(1)])
+    results = transport.send([a_numbered_message(1)])
     assert results[0].outcome is Outcome.SENT and len(fake.accepted) == 1
     assert len(fake.requests) == 3 and len(set(fake.keys)) == 1
     assert len(sleeps) == 2
@@ -210,7 +182,7 @@ def test_server_errors_are_retried_in_place_with_capped_backoff(fake, client, sl
 def test_server_errors_that_do_not_stop_end_in_a_transport_error(fake, client, sleeps):
     fake.script(error(503, "internal_server_error", times=10))
     with pytest.raises(TransportError) as caught:
-        a_transport(fake, client, sleeps, attempts=3).send([a_message(1)])
+        a_transport(fake, client, sleeps, attempts=3).send([a_numbered_message(1)])
     assert caught.value.retry and not caught.value.maybe_sent
     assert "3 attempts" in str(caught.value)
     assert len(fake.requests) == 3 and len(sleeps) == 2 and fake.accepted == []
@@ -219,7 +191,7 @@ def test_server_errors_that_do_not_stop_end_in_a_transport_error(fake, client, s
 def test_when_every_attempt_times_out_the_batch_may_have_been_sent(fake, sleeps):
     fake.script(hang(2.0, times=2))
     with make_client(timeout=0.3) as client, pytest.raises(TransportError) as caught:
-        a_transport(fake, client, sleeps, attempts=2).send([a_message(1)])
+        a_transport(fake, client, sleeps, attempts=2).send([a_numbered_message(1)])
     assert caught.value.retry and caught.value.maybe_sent
     assert len(fake.accepted) == 1                       # created once, never twice
 
@@ -230,22 +202,22 @@ def test_an_unreachable_server_is_retried_then_reported_as_not_sent(client, slee
     transport = ResendTransport(client, api_key="re_x", base_url=url, sleep=sleeps.append,
                                 attempts=2)
     with pytest.raises(TransportError) as caught:
-        transport.send([a_message(1)])
+        transport.send([a_numbered_message(1)])
     assert caught.value.retry and not caught.value.maybe_sent and len(sleeps) == 1
 
 
 def test_a_request_still_in_progress_is_waited_for_with_the_same_key(fake, client, sleeps):
     fake.script(error(409, "concurrent_idempotent_requests", "Same idempotency key used while "
                       "original request is still in progress."))
-    results = a_transport(fake, client, sleeps).send([a_message(1)])
+    results = a_transport(fake, client, sleeps).send([a_numbered_message(1)])
     assert results[0].outcome is Outcome.SENT and len(fake.accepted) == 1
     assert len(set(fake.keys)) == 1 and len(sleeps) == 1
 
 
 def test_the_same_deliveries_with_another_body_are_not_sent_again(fake, client, sleeps):
     transport = a_transport(fake, client, sleeps)
-    transport.send([a_message(1), a_message(2)])
-    results = transport.send([a_message(1, html="<p>rebuilt</p>"), a_message(2)])
+    transport.send([a_numbered_message(1), a_numbered_message(2)])
+    results = transport.send([a_numbered_message(1, html="<p>rebuilt</p>"), a_numbered_message(2)])
     assert [r.outcome for r in results] == [Outcome.UNCERTAIN] * 2
     assert "invalid_idempotent_request" in results[0].error
     assert len(fake.accepted) == 2 and sleeps == []
@@ -259,14 +231,14 @@ def test_a_long_rate_limit_pause_goes_back_to_the_queue_with_retry_after(fake, c
     fake.script(error(429, "rate_limit_exceeded", "Too many requests.",
                       headers={"retry-after": "30"}))
     with pytest.raises(TransportError) as caught:
-        a_transport(fake, client, sleeps).send([a_message(1)])
+        a_transport(fake, client, sleeps).send([a_numbered_message(1)])
     assert (caught.value.retry, caught.value.retry_after) == (True, 30.0)
     assert not caught.value.maybe_sent and sleeps == [] and len(fake.requests) == 1
 
 
 def test_a_short_rate_limit_pause_is_waited_out(fake, client, sleeps):
     fake.script(error(429, "rate_limit_exceeded", headers={"retry-after": "2"}))
-    results = a_transport(fake, client, sleeps).send([a_message(1)])
+    results = a_transport(fake, client, sleeps).send([a_numbered_message(1)])
     assert results[0].outcome is Outcome.SENT
     assert len(sleeps) == 1 and sleeps[0] >= 2.0
 
@@ -277,7 +249,7 @@ def test_a_used_up_daily_quota_waits_for_the_next_day(fake, client, sleeps):
     transport = a_transport(fake, client, sleeps,
                             clock=lambda: datetime(2026, 11, 25, 7, 0, tzinfo=UTC))
     with pytest.raises(TransportError) as caught:
-        transport.send([a_message(1)])
+        transport.send([a_numbered_message(1)])
     assert caught.value.retry and caught.value.retry_after == 17 * 3600
     assert "quota" in caught.value.hint and sleeps == [] and len(fake.requests) == 1
 
@@ -285,7 +257,7 @@ def test_a_used_up_daily_quota_waits_for_the_next_day(fake, client, sleeps):
 def test_a_used_up_monthly_quota_waits_a_day_at_least(fake, client, sleeps):
     fake.script(error(429, "monthly_quota_exceeded"))
     with pytest.raises(TransportError) as caught:
-        a_transport(fake, client, sleeps).send([a_message(1)])
+        a_transport(fake, client, sleeps).send([a_numbered_message(1)])
     assert caught.value.retry_after >= 86400
 
 
@@ -298,7 +270,7 @@ def test_bad_credentials_stop_the_run_without_showing_the_key(fake, client, slee
     transport = ResendTransport(client, api_key=secret, base_url=fake.url,
                                 sleep=sleeps.append)
     with pytest.raises(TransportError) as caught:
-        transport.send([a_message(1)])
+        transport.send([a_numbered_message(1)])
     error = caught.value
     assert error.retry is False and "403" in str(error) and "api_key" in error.hint
     assert secret not in str(error) and secret not in (error.hint or "")
@@ -311,12 +283,12 @@ def test_an_unverified_sender_domain_stops_the_run_with_a_hint(fake, client, sle
                       "email address. To send emails to other recipients, please verify a "
                       "domain"))
     with pytest.raises(TransportError) as caught:
-        a_transport(fake, client, sleeps).send([a_message(1)])
+        a_transport(fake, client, sleeps).send([a_numbered_message(1)])
     assert caught.value.retry is False and "resend.com/domains" in caught.value.hint
 
 
 def test_a_sender_refused_for_every_email_is_a_config_problem(fake, client, sleeps):
-    messages = [a_message(1), a_message(2)]
+    messages = [a_numbered_message(1), a_numbered_message(2)]
     for message in messages:
         message.from_header = "Ledger Digest <digest-at-news.example.com>"
     with pytest.raises(TransportError) as caught:
@@ -327,7 +299,7 @@ def test_a_sender_refused_for_every_email_is_a_config_problem(fake, client, slee
 
 def test_a_refused_request_fails_its_messages(fake, client, sleeps):
     fake.script(error(422, "invalid_parameter", "Something in the batch is not right."))
-    results = a_transport(fake, client, sleeps).send([a_message(1), a_message(2)])
+    results = a_transport(fake, client, sleeps).send([a_numbered_message(1), a_numbered_message(2)])
     assert [r.outcome for r in results] == [Outcome.FAILED] * 2
     assert "invalid_parameter" in results[0].error
 
@@ -335,7 +307,7 @@ def test_a_refused_request_fails_its_messages(fake, client, sleeps):
 def test_an_error_after_a_first_request_went_through_keeps_its_results(fake, client, sleeps):
     fake.script(passes(), error(401, "missing_api_key"))
     results = by_id(a_transport(fake, client, sleeps, max_batch=2).send(
-        [a_message(n) for n in range(1, 5)]))
+        [a_numbered_message(n) for n in range(1, 5)]))
     assert [results[n].outcome for n in range(1, 5)] == [
         Outcome.SENT, Outcome.SENT, Outcome.RETRY, Outcome.RETRY]
 
@@ -344,7 +316,7 @@ def test_closing_leaves_the_shared_client_open(fake, client, sleeps):
     transport = a_transport(fake, client, sleeps)
     transport.close()
     assert not client.is_closed
-    assert transport.send([a_message(1)])[0].outcome is Outcome.SENT
+    assert transport.send([a_numbered_message(1)])[0].outcome is Outcome.SENT
 
 
 # -- the fake checks what Resend checks -----------------------------------------------------

@@ -17,18 +17,23 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from conftest import make_config
+from support.fake_api import hang, passes
+from support.fake_ses import FakeSes, refusal, signature
+from support.http_server import Request
+from support.outgoing import (
+    TRICKY_NAMES,
+    a_message,
+    an_edition_for_both_tiers,
+    assert_each_reader_got_their_variant,
+    sent_deliveries,
+    some_messages,
+)
 
 from digest.app import App
 from digest.errors import ConfigError, TransportError
 from digest.outbound import Outcome
 from digest.transports.ses import SesTransport
-from conftest import make_config
-from support.fake_api import hang, passes
-from support.fake_ses import FakeSes, refusal, signature
-from support.http_server import Request
-from support.outgoing import (TRICKY_NAMES, a_message, an_edition_for_both_tiers,
-                              assert_each_reader_got_their_variant, sent_deliveries,
-                              edition_messages, some_messages)
 
 pytestmark = pytest.mark.timeout(25)
 
@@ -43,15 +48,6 @@ def fake() -> Iterator[FakeSes]:
         yield fake
 
 
-@pytest.fixture
-def client():
-    with httpx.Client(timeout=5) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def factory():
-    return edition_messages()
 
 
 def a_transport(fake: FakeSes, client: httpx.Client, **options: str) -> SesTransport:
@@ -123,15 +119,14 @@ def test_the_fake_checks_signatures_like_aws():
         "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
 
 
-def test_a_request_changed_after_signing_is_refused(fake, client, factory):
-    transport = a_transport(fake, client)
-
+def test_a_request_changed_after_signing_is_refused(fake, factory):
     def tamper(request: httpx.Request) -> None:      # runs after the auth hook signed it
         request.headers["Content-Type"] = "application/json; charset=utf-8"
 
-    client.event_hooks["request"].append(tamper)
-    with pytest.raises(TransportError) as caught:
-        transport.send(some_messages(factory, 1))
+    with httpx.Client(timeout=5, event_hooks={"request": [tamper]}) as client:
+        transport = a_transport(fake, client)
+        with pytest.raises(TransportError) as caught:
+            transport.send(some_messages(factory, 1))
     assert not caught.value.retry and "InvalidSignatureException" in str(caught.value)
     assert fake.accepted == []
 

@@ -10,26 +10,20 @@ import gzip
 import re
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from support.builders import a_feed_source, a_json_feed, an_entry, an_rss_feed
+from support.http_server import HttpServer, Response
 
 from digest.errors import SourceError
 from digest.sources.base import FetchResult, Validators
-from support.builders import a_feed_source, a_json_feed, an_entry, an_rss_feed
-from support.http_server import HttpServer, Response
 
 NOTHING_YET = Validators()
 RSS = "application/rss+xml"
 JSON_FEED = "application/feed+json"
 
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client() as client:
-        yield client
 
 
 def fetch_served(server: HttpServer, client: httpx.Client, body: bytes, *,

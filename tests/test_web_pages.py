@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from conftest import make_config
+from support.asgi_server import AsgiServer
 
 from digest.app import App
 from digest.web.app import create_app
-from conftest import IN_CI, make_config
-from support.asgi_server import AsgiServer
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if CHROMIUM is None:
-        if IN_CI:
-            pytest.fail("CI=true but Debian's chromium is not installed (make test installs it)")
-        pytest.skip("no chromium on this machine: `make test` installs Debian's package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -99,8 +79,9 @@ def test_one_click_unsubscribe_from_a_mail_client(site):
 def test_the_link_in_a_real_digest_leads_to_the_page(tmp_path, sqlite_url):
     from datetime import date
 
-    from digest.jobs import send_edition
     from support.builders import an_entry, stored_posts
+
+    from digest.jobs import send_edition
 
     app = App(make_config(tmp_path, sqlite_url))
     app.lists.create("morning", "Morning Briefing")

@@ -15,10 +15,10 @@ from sqlmodel import Session
 
 from digest.app import App
 from digest.editions import enqueue, plan_edition
-from digest.models import Delivery
 from digest.message import Recipient
-from digest.render import Renderer, SiteView, make_environment
+from digest.models import Delivery
 from digest.outbound import OutgoingMessage
+from digest.render import Renderer, SiteView, make_environment
 from digest.variants import AccessRules, EditionMessages
 from subscribers.models import Subscriber
 from support.builders import a_post, an_edition, an_entry, stored_posts
@@ -126,3 +126,23 @@ def sent_deliveries(app: App) -> dict[str, Delivery]:
     assert len(rows) == len(FREE + PAYING)
     assert {row.status for _email, row in rows} == {"sent"}
     return {email: row for email, row in rows}
+
+def a_numbered_message(number: int, *, to: str = "", name: str | None = None, html: str = "",
+                       tag: str = "morning-2026-11-25", reply_to: str = "desk@news.example.com"
+                       ) -> OutgoingMessage:
+    """A small prepared message, numbered, for the API adapters' request-shape tests."""
+    headers = {
+        "Message-ID": f"<digest.7.{number}@news.example.com>",
+        "List-Id": "Morning Briefing <morning.digest.example.com>",
+        "List-Unsubscribe": f"<https://digest.example.com/unsubscribe/token-{number}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    if reply_to:
+        headers["Reply-To"] = reply_to
+    return OutgoingMessage(
+        delivery_id=number, envelope_from="digest@news.example.com",
+        to_address=to or f"reader{number}@example.com",
+        to_name=f"Reader {number}" if name is None else name, from_header=SENDER,
+        subject="Lanternport Ledger — 25 November 2026", headers=headers, tag=tag,
+        build_html=lambda: html or f"<p>Good morning, reader {number}.</p>",
+        build_text=lambda: f"Good morning, reader {number}.")
