@@ -18,11 +18,12 @@ from sqlalchemy import Engine, Select, and_, delete, exists, select, update
 from sqlmodel import Session
 
 from digest.db import session_scope
-from digest.errors import NotFoundError
+from digest.errors import InputError, NotFoundError
 from digest.models import Delivery
 from digest.schedule import parse_zone
 from digest.timeutil import utcnow
 from subscribers.csv_io import ImportReport, ImportRow, read_import, write_export
+from subscribers.listing import Page, SubscriberFilter, after_key, check_status
 from subscribers.lists import MailingLists
 from subscribers.models import (ACTIVE, UNSUBSCRIBED, MailingList, Subscriber, Subscription,
                                 Suppression)
@@ -70,8 +71,13 @@ class SubscriberService:
     # -- subscribers ---------------------------------------------------------------------
 
     def add(self, email: str, *, list_slug: str, name: str | None = None,
-            tier: str | None = None, time_zone: str | None = None) -> AddResult:
-        """Add (or update) a subscriber and make sure they are subscribed to the list."""
+            tier: str | None = None, time_zone: str | None = None,
+            resubscribe: bool = False) -> AddResult:
+        """Add (or update) a subscriber and make sure they are subscribed to the list.
+
+        Someone who unsubscribed from the list is subscribed again only with ``resubscribe``
+        (as the import does); otherwise this is an InputError and nothing changes.
+        """
         address, key = normalise_email(email, check_deliverability=self.check_deliverability)
         clean = clean_name(name) if name is not None else None
         chosen_tier = check_tier(tier, self.tiers) if tier is not None else None
@@ -96,10 +102,35 @@ class SubscriberService:
                 if zone is not None:
                     subscriber.time_zone = zone
                 subscriber.updated_at = utcnow()
-            resubscribed = _subscribe(session, mailing_list.id, subscriber.id, reactivate=True)
+            resubscribed = _subscribe(session, mailing_list.id, subscriber.id,
+                                      reactivate=resubscribe)
+            if not resubscribed and not resubscribe and _left(session, mailing_list.id,
+                                                              subscriber.id):
+                raise InputError(f"{address} unsubscribed from {list_slug}; not subscribing "
+                                 "them again (nothing was changed)",
+                                 hint="pass --resubscribe if they asked to come back; "
+                                      "`digest subscribers update` changes name, tier or "
+                                      "time zone alone")
             suppression = session.scalar(select(Suppression).where(Suppression.email_key == key))
             return AddResult(subscriber, created, resubscribed,
                              suppression.reason if suppression else "")
+
+    def update(self, email: str, *, name: str | None = None, tier: str | None = None,
+               time_zone: str | None = None) -> Subscriber:
+        """Change a subscriber's name, tier or time zone; never their subscriptions."""
+        clean = clean_name(name) if name is not None else None
+        chosen_tier = check_tier(tier, self.tiers) if tier is not None else None
+        zone = (parse_zone(time_zone).key if time_zone else "") if time_zone is not None \
+            else None
+        subscriber = self.get_subscriber(email)
+        with session_scope(self.engine) as session:
+            subscriber = session.get(Subscriber, subscriber.id)
+            for attribute, value in (("name", clean), ("tier", chosen_tier),
+                                     ("time_zone", zone)):
+                if value is not None:
+                    setattr(subscriber, attribute, value)
+            subscriber.updated_at = utcnow()
+            return subscriber
 
     def import_csv(self, path: str | Path, *, list_slug: str,
                    resubscribe: bool = False) -> ImportReport:
@@ -183,9 +214,24 @@ class SubscriberService:
                     for row in session.execute(query)]
 
     def export_csv(self, list_slug: str, out: IO[str]) -> int:
-        """Write the list's subscribers as CSV (the import's columns first); return the count."""
+        """Write the list's subscribers as CSV (the import's columns first); return the count.
+
+        An unknown list fails before the header is written: nothing half-done on stdout."""
+        rows = self.page(list_slug)      # an unknown list fails here, before the header
         return write_export(out, ((row.email, row.name, row.tier, row.time_zone, row.status,
-                                   row.subscribed_at) for row in self.rows(list_slug)))
+                                   row.subscribed_at.date().isoformat()) for row in rows))
+
+    def page(self, list_slug: str | None = None, *, tier: str | None = None,
+             status: str | None = None, search: str | None = None, after: str | None = None,
+             limit: int | None = None) -> Page:
+        """Subscribers in address order, streamed; see subscribers.listing."""
+        if limit is not None and limit < 1:
+            raise InputError(f"--limit {limit} is not a page size", hint="give 1 or more")
+        where = SubscriberFilter(
+            list_id=self.lists.get(list_slug).id if list_slug is not None else None,
+            tier=check_tier(tier, self.tiers) if tier is not None else None,
+            status=check_status(status), search=search, after=after_key(after), limit=limit)
+        return Page(self.engine, where)
 
     def unsubscribe(self, email: str, *, list_slug: str | None = None) -> int:
         """Unsubscribe from one list or from all; the number of subscriptions changed."""
@@ -272,6 +318,12 @@ def _subscribe(session: Session, list_id: int, subscriber_id: int, *, reactivate
         subscription.status, subscription.unsubscribed_at = ACTIVE, None
         return True
     return False
+
+
+def _left(session: Session, list_id: int, subscriber_id: int) -> bool:
+    return session.scalar(select(Subscription.status).where(
+        Subscription.list_id == list_id, Subscription.subscriber_id == subscriber_id)) \
+        == UNSUBSCRIBED
 
 
 def _subscriber_rows_query() -> Select[tuple]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from pathlib import Path
 
 from subscribers.suppressions import AddressEvent, EventKind, Suppressions
@@ -51,3 +53,114 @@ def test_show_gives_lists_suppression_and_bounce_history(tmp_path, sqlite_url, d
     assert "mailbox full" in shown.output and "550 no such user" in shown.output
     unknown = digest(config, "subscribers", "show", "nobody@example.org")
     assert unknown.exit_code == 4 and "no subscriber" in unknown.output
+
+
+# -- --json: one document on stdout, errors on stderr -----------------------------------------
+
+def people(config: Path, digest, *rows: tuple[str, str, str]) -> None:
+    """Subscribe (email, list, tier) rows, creating the lists on the way."""
+    for email, slug, tier in rows:
+        digest(config, "lists", "create", slug, "--name", slug.title(), "--exist-ok")
+        result = digest(config, "subscribers", "add", email, "--list", slug, "--tier", tier)
+        assert result.exit_code == 0, result.output
+
+
+def as_json(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_every_admin_listing_has_a_json_document(tmp_path, sqlite_url, digest):
+    config = config_file(tmp_path, sqlite_url)
+    people(config, digest, ("ann@example.org", "morning", "free"),
+           ("bo@example.org", "morning", "client"), ("bo@example.org", "evening", "client"))
+    digest(config, "lists", "update", "morning", "--time", "07:00", "--timezone",
+           "Europe/London")
+    digest(config, "subscribers", "unsubscribe", "ann@example.org", "--list", "morning")
+    digest(config, "suppressions", "add", "bo@example.org", "--reason", "complaint")
+
+    lists = as_json(digest(config, "lists", "list", "--json"))["lists"]
+    assert [entry["slug"] for entry in lists] == ["evening", "morning"]
+    morning = lists[1]
+    assert morning["schedule"] == {"time": "07:00", "timezone": "Europe/London",
+                                   "days": "daily", "lead_minutes": 0,
+                                   "per_subscriber_time": False, "alert_on_empty": False}
+    assert morning["subscribers"] == {"active": 1, "unsubscribed": 1}
+    assert datetime.fromisoformat(morning["next_run_at"]).tzinfo is not None
+    assert lists[0]["next_run_at"] is None
+
+    shown = as_json(digest(config, "lists", "show", "morning", "--json"))
+    assert shown["subscribers"] == {"active": 1, "unsubscribed": 1, "suppressed": 1}
+    assert shown["editions"] == {"count": 0, "last_issue_date": None}
+
+    person = as_json(digest(config, "subscribers", "show", "BO@example.org", "--json"))
+    assert person["email"] == "bo@example.org" and person["tier"] == "client"
+    assert [(entry["list"], entry["status"]) for entry in person["lists"]] == [
+        ("evening", "active"), ("morning", "active")]
+    assert person["suppression"]["reason"] == "complaint"
+    assert person["deliveries"] == []
+
+    suppressed = as_json(digest(config, "suppressions", "list", "--json"))["suppressions"]
+    assert [(row["email"], row["reason"]) for row in suppressed] == [
+        ("bo@example.org", "complaint")]
+
+    status = as_json(digest(config, "status", "--json"))
+    assert status["editions"] == [] and status["sources"] == []
+    assert {row["slug"]: row["last_run"] for row in status["lists"]} == {
+        "evening": None, "morning": None}
+
+    missing = digest(config, "lists", "show", "nope", "--json")
+    assert missing.exit_code == 4 and missing.stdout == "" and "no list 'nope'" in missing.stderr
+
+
+def test_subscribers_list_filters_and_pages_by_address(tmp_path, database_url, digest):
+    config = config_file(tmp_path, database_url)
+    people(config, digest, *((f"reader{n:02}@example.org", "morning",
+                              "client" if n % 3 == 0 else "free") for n in range(12)),
+           ("reader00@example.org", "evening", "client"), ("zed@example.org", "evening", "free"))
+    digest(config, "subscribers", "unsubscribe", "reader01@example.org", "--list", "morning")
+    digest(config, "suppressions", "add", "reader02@example.org")
+
+    every = as_json(digest(config, "subscribers", "list", "--json"))
+    assert len(every["subscribers"]) == 14 and every["next_after"] is None
+    assert [row["email"] for row in every["subscribers"][:2]] == ["reader00@example.org"] * 2
+
+    pages, after = [], None
+    while True:
+        args = ["subscribers", "list", "--list", "morning", "--limit", "5", "--json"]
+        page = as_json(digest(config, *args, *(["--after", after] if after else [])))
+        pages.append([row["email"] for row in page["subscribers"]])
+        after = page["next_after"]
+        if after is None:
+            break
+    assert [len(page) for page in pages] == [5, 5, 2]
+    assert sum(pages, []) == [f"reader{n:02}@example.org" for n in range(12)]
+
+    # A page never splits one address's lists: reader00 is on two.
+    first = as_json(digest(config, "subscribers", "list", "--limit", "1", "--json"))
+    assert [row["list"] for row in first["subscribers"]] == ["evening", "morning"]
+    assert first["next_after"] == "reader00@example.org"
+
+    def emails(*filters: str) -> list[str]:
+        found = as_json(digest(config, "subscribers", "list", "--json", *filters))
+        return [row["email"] for row in found["subscribers"]]
+
+    assert emails("--list", "morning", "--tier", "client") == [
+        "reader00@example.org", "reader03@example.org", "reader06@example.org",
+        "reader09@example.org"]
+    assert emails("--status", "unsubscribed") == ["reader01@example.org"]
+    assert emails("--status", "suppressed") == ["reader02@example.org"]
+    assert "reader02@example.org" not in emails("--status", "active")
+    assert emails("--search", "ZED") == ["zed@example.org"]
+    assert emails("--search", "%") == []                       # a literal, not a wildcard
+    assert emails("--status", "pending") == []
+
+    text = digest(config, "subscribers", "list", "--list", "morning", "--limit", "2")
+    assert text.stdout.splitlines()[0].split() == ["email", "name", "tier", "list", "status",
+                                                   "since"]
+    assert len(text.stdout.splitlines()) == 3 and "more: --after reader01@example.org" \
+        in text.stderr
+    bad = digest(config, "subscribers", "list", "--status", "gone")
+    assert bad.exit_code == 2 and "unknown status 'gone'" in bad.stderr
+    bad_tier = digest(config, "subscribers", "list", "--tier", "gold")
+    assert bad_tier.exit_code == 2 and bad_tier.stdout == ""

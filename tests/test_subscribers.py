@@ -191,11 +191,16 @@ def test_a_name_may_be_200_characters_long_but_not_201():
 
 # -- unsubscribe, re-subscribe, suppression --------------------------------------------------
 
-def test_an_explicit_add_re_subscribes_someone_who_left(engine, service):
-    service.add("ann@example.com", list_slug="morning")
+def test_an_add_re_subscribes_someone_who_left_only_when_asked(engine, service):
+    service.add("ann@example.com", list_slug="morning", name="Ann")
     assert service.unsubscribe("ann@example.com", list_slug="morning") == 1
     assert status_of(engine, "ann@example.com") == "unsubscribed"
-    result = service.add("Ann@example.com", list_slug="morning")
+    with pytest.raises(InputError, match="unsubscribed from morning") as refused:
+        service.add("Ann@example.com", list_slug="morning", name="Someone else")
+    assert "--resubscribe" in refused.value.hint and refused.value.exit_code == 2
+    assert status_of(engine, "ann@example.com") == "unsubscribed"
+    assert service.get_subscriber("ann@example.com").name == "Ann"      # nothing changed
+    result = service.add("Ann@example.com", list_slug="morning", resubscribe=True)
     assert result.resubscribed and not result.created
     assert status_of(engine, "ann@example.com") == "active"
     assert count(engine, Subscription) == 1

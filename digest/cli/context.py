@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 EmailArgument = Annotated[str, typer.Argument(help="The address.")]
 ListOption = Annotated[str, typer.Option("--list", "-l", help="The list's slug.")]
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print one JSON document on stdout (keys in the README) instead of a table.")]
 DateOption = Annotated[Optional[str], typer.Option("--date", help="Issue date YYYY-MM-DD "
                                                                   "[default: today]")]
 

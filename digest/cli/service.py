@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from digest.cli.console import err, out, print_table
-from digest.cli.context import ready_app, state, stop_on_signals
+from digest.cli.console import err, out, print_json, print_table
+from digest.cli.context import JsonOption, ready_app, state, stop_on_signals
 
 if TYPE_CHECKING:
     from digest.app import App
@@ -78,12 +78,18 @@ def schedule(ctx: typer.Context) -> None:
     err.print("scheduler stopped", markup=False)
 
 
-def status(ctx: typer.Context) -> None:
+def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Sources (last fetch, last error) and recent editions with their delivery counts."""
-    from digest.status import gather
+    from digest.status import gather, status_document
     report = gather(ready_app(ctx))
+    if as_json:
+        print_json(status_document(report))
+        return
     print_table(("source", "last fetch (UTC)", "status", "failures in a row", "last error"),
-                ((row.name, row.last_fetched, row.status, str(row.failures), row.error or "-")
+                ((row.name,
+                  f"{row.last_fetched:%Y-%m-%d %H:%M}" if row.last_fetched else "never",
+                  row.status + ("" if row.configured else " (not configured)"),
+                  str(row.failures), row.error or "-")
                  for row in report.sources), title="Sources")
     print_table(("edition", "list", "date", "status", "posts", "sent", "pending", "failed",
                  "uncertain", "skipped"),

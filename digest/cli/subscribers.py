@@ -1,15 +1,27 @@
-"""`digest subscribers …`: add, list, import, export, unsubscribe, show and erase people."""
+"""`digest subscribers …`: add, update, list, import, export, unsubscribe, show and erase people.
+
+`list` streams: rows are written to stdout as the database yields them (plain aligned text, or
+one JSON document written piece by piece), so the first line appears at once at any size.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from digest.cli.console import err, out, print_table
-from digest.cli.context import EmailArgument, ListOption, ready_app
+from digest.cli.console import err, json_value, out, print_json, print_table
+from digest.cli.context import EmailArgument, JsonOption, ListOption, ready_app
+from digest.errors import InputError
+from subscribers.listing import STATUSES, ListedSubscriber
+
+NameOption = Annotated[Optional[str], typer.Option(help="Display name.")]
+TierOption = Annotated[Optional[str], typer.Option(help="Access tier (see [tiers]).")]
+ZoneOption = Annotated[Optional[str], typer.Option(
+    "--timezone", help="The subscriber's IANA time zone (for per-subscriber time).")]
 
 subscribers_app = typer.Typer(help="Add, import, export and unsubscribe subscribers.",
                               no_args_is_help=True)
@@ -20,22 +32,33 @@ def add(
     ctx: typer.Context,
     email: EmailArgument,
     list_slug: ListOption,
-    name: Annotated[Optional[str], typer.Option(help="Display name.")] = None,
-    tier: Annotated[Optional[str], typer.Option(help="Access tier (see [tiers]).")] = None,
-    time_zone: Annotated[Optional[str], typer.Option(
-        "--timezone", help="The subscriber's IANA time zone (for per-subscriber time).")] = None,
+    name: NameOption = None, tier: TierOption = None, time_zone: ZoneOption = None,
+    resubscribe: Annotated[bool, typer.Option(help="Subscribe again someone who "
+                                                   "unsubscribed (only if they asked).")] = False,
 ) -> None:
-    """Add a subscriber to a list; adding an existing address updates it."""
+    """Add a subscriber to a list; adding an existing address updates it. Someone who
+    unsubscribed is refused unless --resubscribe."""
     result = ready_app(ctx).subscribers.add(email, list_slug=list_slug, name=name, tier=tier,
-                                         time_zone=time_zone)
+                                         time_zone=time_zone, resubscribe=resubscribe)
     who = result.subscriber
     verb = "Added" if result.created else "Updated"
     out.print(f"{verb} {who.email} (tier {who.tier}) on {list_slug}."
               + (" They were unsubscribed and are subscribed again." if result.resubscribed
-                 else ""))
+                 else ""), markup=False)
     if result.suppressed_reason:
         err.print(f"warning: {who.email} is suppressed ({result.suppressed_reason}) and will "
                   "not be mailed; `digest suppressions remove` lifts that.")
+
+
+@subscribers_app.command("update")
+def update(ctx: typer.Context, email: EmailArgument, name: NameOption = None,
+           tier: TierOption = None, time_zone: ZoneOption = None) -> None:
+    """Change a subscriber's name, tier or time zone; their subscriptions stay as they are."""
+    if name is None and tier is None and time_zone is None:
+        raise InputError("nothing to change", hint="give --name, --tier or --timezone")
+    who = ready_app(ctx).subscribers.update(email, name=name, tier=tier, time_zone=time_zone)
+    out.print(f"Updated {who.email}: name {who.name or '-'}, tier {who.tier}, time zone "
+              f"{who.time_zone or '(the list’s)'}.", markup=False)
 
 
 @subscribers_app.command("list")
@@ -43,11 +66,62 @@ def list_subscribers(
     ctx: typer.Context,
     list_slug: Annotated[Optional[str], typer.Option("--list", "-l",
                                                      help="Only this list.")] = None,
+    tier: Annotated[Optional[str], typer.Option(help="Only this tier.")] = None,
+    status: Annotated[Optional[str], typer.Option(
+        help=f"Only this status: {'|'.join(STATUSES)}.")] = None,
+    search: Annotated[Optional[str], typer.Option(
+        help="Only addresses or names containing this text (any case).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many rows (a page).")] = None,
+    after: Annotated[Optional[str], typer.Option(
+        help="Start after this address (the next page; printed after a full page).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Show subscribers, with their tier and status on each list."""
-    print_table(("email", "name", "tier", "list", "status", "since"),
-                ((row.email, row.name, row.tier, row.list_slug, row.status, row.subscribed_at)
-                 for row in ready_app(ctx).subscribers.rows(list_slug)))
+    """Subscribers in address order with tier, list and status, streamed as they are read."""
+    page = ready_app(ctx).subscribers.page(list_slug, tier=tier, status=status, search=search,
+                                           after=after, limit=limit)
+    if as_json:
+        _write_json_rows(page)
+    else:
+        _write_text_rows(page)
+    if page.next_after is not None and not as_json:
+        err.print(f"more: --after {page.next_after}", markup=False)
+
+
+_COLUMNS = (("email", 32), ("name", 20), ("tier", 8), ("list", 12), ("status", 12),
+            ("since", 10))
+
+
+def _write_text_rows(rows) -> None:  # noqa: ANN001 - an iterable of ListedSubscriber
+    # Plain aligned text straight to stdout: a Rich table must see every row before it can
+    # print one, which is what made a 50,000-row list take most of a minute.
+    write = sys.stdout.write
+    write(_line([title for title, _width in _COLUMNS]))
+    for row in rows:
+        write(_line((row.email, row.name or "-", row.tier, row.list_slug, row.shown_status,
+                     f"{row.subscribed_at:%Y-%m-%d}")))
+    sys.stdout.flush()
+
+
+def _line(cells) -> str:  # noqa: ANN001 - a sequence of str
+    return " ".join(cell.ljust(width) for cell, (_title, width)
+                    in zip(cells, _COLUMNS)).rstrip() + "\n"
+
+
+def _write_json_rows(page) -> None:  # noqa: ANN001 - a subscribers.listing.Page
+    write = sys.stdout.write
+    write('{"subscribers": [')
+    for number, row in enumerate(page):
+        write((",\n  " if number else "\n  ") + json.dumps(_subscriber_document(row),
+                                                           default=json_value,
+                                                           ensure_ascii=False))
+    write('\n], "next_after": ' + json.dumps(page.next_after) + "}\n")
+    sys.stdout.flush()
+
+
+def _subscriber_document(row: ListedSubscriber) -> dict:
+    return {"email": row.email, "name": row.name, "tier": row.tier,
+            "timezone": row.time_zone or None, "list": row.list_slug, "status": row.status,
+            "suppressed": row.suppressed, "subscribed_at": row.subscribed_at}
 
 
 @subscribers_app.command("unsubscribe")
@@ -103,13 +177,30 @@ def export_csv(ctx: typer.Context, list_slug: ListOption) -> None:
 
 
 @subscribers_app.command("show")
-def show(ctx: typer.Context, email: EmailArgument) -> None:
+def show(ctx: typer.Context, email: EmailArgument, as_json: JsonOption = False) -> None:
     """One subscriber: tier, lists, suppression, bounce history and recent deliveries."""
     from digest.history import recent_deliveries
 
     application = ready_app(ctx)
     profile = application.subscribers.profile(email)
     who = profile.subscriber
+    if as_json:
+        suppression = application.suppressions.is_suppressed(who.email)
+        print_json({
+            "email": who.email, "name": who.name, "tier": who.tier,
+            "timezone": who.time_zone or None, "created_at": who.created_at,
+            "lists": [{"list": slug, "status": status, "since": since}
+                      for slug, status, since in profile.subscriptions],
+            "suppression": None if suppression is None else {
+                "reason": suppression.reason, "detail": suppression.detail,
+                "since": suppression.created_at},
+            "events": [{"at": event.created_at, "kind": event.kind, "provider": event.provider,
+                        "detail": event.detail}
+                       for event in application.suppressions.history(who.email)],
+            "deliveries": [dict(zip(("edition", "list", "issue_date", "status", "attempts",
+                                     "provider_message_id", "last_error"), row))
+                           for row in recent_deliveries(application.engine, who.id)]})
+        return
     out.print(f"{who.email}  name: {who.name or '-'}  tier: {who.tier}  "
               f"since: {who.created_at:%Y-%m-%d}")
     for slug, status, since in profile.subscriptions:
