@@ -6,7 +6,12 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+from sqlmodel import Session, select
+
+from digest.db import make_engine
+from digest.models import Delivery, Edition
 from subscribers.suppressions import AddressEvent, EventKind, Suppressions
+from support.builders import an_entry, an_rss_feed
 
 
 def config_file(tmp_path: Path, database_url: str) -> Path:
@@ -39,7 +44,6 @@ def test_show_gives_lists_suppression_and_bounce_history(tmp_path, sqlite_url, d
     digest(config, "lists", "create", "morning", "--name", "Morning")
     digest(config, "subscribers", "add", "jo@example.org", "--list", "morning", "--name", "Jo",
            "--tier", "client")
-    from digest.db import make_engine
     engine = make_engine(sqlite_url)
     Suppressions(engine).record([
         AddressEvent("jo@example.org", EventKind.SOFT_BOUNCE, "postmark", "mailbox full"),
@@ -164,3 +168,91 @@ def test_subscribers_list_filters_and_pages_by_address(tmp_path, database_url, d
     assert bad.exit_code == 2 and "unknown status 'gone'" in bad.stderr
     bad_tier = digest(config, "subscribers", "list", "--tier", "gold")
     assert bad_tier.exit_code == 2 and bad_tier.stdout == ""
+
+
+def test_update_changes_a_subscriber_and_never_their_subscriptions(tmp_path, sqlite_url, digest):
+    config = config_file(tmp_path, sqlite_url)
+    people(config, digest, ("ann@example.org", "morning", "free"),
+           ("ann@example.org", "evening", "free"))
+    digest(config, "subscribers", "unsubscribe", "ann@example.org", "--list", "evening")
+    changed = digest(config, "subscribers", "update", "ANN@example.org", "--tier", "client",
+                     "--name", "Ann Lee", "--timezone", "Europe/Paris")
+    assert changed.exit_code == 0, changed.output
+    person = as_json(digest(config, "subscribers", "show", "ann@example.org", "--json"))
+    assert (person["name"], person["tier"], person["timezone"]) == ("Ann Lee", "client",
+                                                                   "Europe/Paris")
+    assert [(entry["list"], entry["status"]) for entry in person["lists"]] == [
+        ("evening", "unsubscribed"), ("morning", "active")]
+    assert digest(config, "subscribers", "update", "ann@example.org", "--tier", "gold"
+                  ).exit_code == 2
+    assert digest(config, "subscribers", "update", "ann@example.org").exit_code == 2
+    assert digest(config, "subscribers", "update", "who@example.org", "--name", "X"
+                  ).exit_code == 4
+
+
+def test_add_refuses_to_resubscribe_someone_who_left(tmp_path, sqlite_url, digest):
+    config = config_file(tmp_path, sqlite_url)
+    people(config, digest, ("ann@example.org", "morning", "free"))
+    digest(config, "subscribers", "unsubscribe", "ann@example.org")
+    refused = digest(config, "subscribers", "add", "ann@example.org", "--list", "morning",
+                     "--tier", "client")
+    assert refused.exit_code == 2 and "hint: pass --resubscribe" in refused.stderr
+    person = as_json(digest(config, "subscribers", "show", "ann@example.org", "--json"))
+    assert person["tier"] == "free" and person["lists"][0]["status"] == "unsubscribed"
+    again = digest(config, "subscribers", "add", "ann@example.org", "--list", "morning",
+                   "--resubscribe")
+    assert again.exit_code == 0 and "subscribed again" in again.stdout
+
+
+def test_lists_rename_and_delete(tmp_path, database_url, digest):
+    config = config_file(tmp_path, database_url)
+    people(config, digest, ("ann@example.org", "morning", "free"),
+           ("ann@example.org", "evening", "free"))
+    digest(config, "lists", "create", "empty", "--name", "Empty")
+    assert digest(config, "lists", "rename", "morning", "evening").exit_code == 2
+    assert digest(config, "lists", "rename", "morning", "Bad Slug!").exit_code == 2
+    renamed = digest(config, "lists", "rename", "morning", "daybreak")
+    assert renamed.exit_code == 0, renamed.output
+    assert as_json(digest(config, "lists", "show", "daybreak", "--json")
+                   )["subscribers"]["active"] == 1
+
+    # No terminal to ask on, and no --yes: nothing happens.
+    unasked = digest(config, "lists", "delete", "empty")
+    assert unasked.exit_code == 2 and "pass --yes" in unasked.stderr
+    refused = digest(config, "lists", "delete", "daybreak", "--yes")
+    assert refused.exit_code == 2 and "--force" in refused.stderr
+    assert digest(config, "lists", "delete", "empty", "--yes").exit_code == 0
+    forced = digest(config, "lists", "delete", "daybreak", "--yes", "--force")
+    assert forced.exit_code == 0 and "1 subscription(s)" in forced.stdout
+    left = as_json(digest(config, "lists", "list", "--json"))["lists"]
+    assert [entry["slug"] for entry in left] == ["evening"]
+    person = as_json(digest(config, "subscribers", "show", "ann@example.org", "--json"))
+    assert [entry["list"] for entry in person["lists"]] == ["evening"]
+    assert digest(config, "lists", "delete", "nope", "--yes").exit_code == 4
+
+
+def test_delete_with_force_takes_editions_and_deliveries_along(tmp_path, sqlite_url, digest):
+    config = config_file(tmp_path, sqlite_url)
+    people(config, digest, ("ann@example.org", "morning", "free"))
+    feed = tmp_path / "feed.xml"
+    feed.write_bytes(an_rss_feed(an_entry()))
+    config.write_text(config.read_text() + f'[[sources]]\nname = "news"\nurl = "{feed}"\n')
+    sent = digest(config, "run", "--list", "morning")
+    assert sent.exit_code == 0, sent.output
+    refused = digest(config, "lists", "delete", "morning", "--yes")
+    assert refused.exit_code == 2 and "1 edition(s)" in refused.stderr
+    assert digest(config, "lists", "delete", "morning", "--yes", "--force").exit_code == 0
+    engine = make_engine(sqlite_url)
+    with Session(engine) as session:
+        assert session.exec(select(Edition)).all() == []
+        assert session.exec(select(Delivery)).all() == []
+    engine.dispose()
+
+
+def test_export_of_an_unknown_list_writes_nothing_to_stdout(tmp_path, sqlite_url, digest):
+    config = config_file(tmp_path, sqlite_url)
+    people(config, digest, ("ann@example.org", "morning", "free"))
+    failed = digest(config, "subscribers", "export", "--list", "nope")
+    assert failed.exit_code == 4 and failed.stdout == "" and "no list 'nope'" in failed.stderr
+    exported = digest(config, "subscribers", "export", "--list", "morning")
+    assert exported.stdout.splitlines()[1].startswith("ann@example.org,,free,")
