@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlmodel import Session
 
@@ -17,7 +19,8 @@ from digest.models import Delivery, Edition
 from subscribers.csv_io import csv_safe, csv_unsafe
 from subscribers.models import MailingList, Subscriber, Subscription, Suppression
 from subscribers.service import SubscriberService, active_recipients
-from subscribers.validation import check_slug, check_tier, clean_name, normalise_email
+from subscribers.validation import (FAST_ADDRESS, check_slug, check_tier, clean_name,
+                                    normalise_email)
 
 TIERS = ["free", "client"]
 
@@ -685,3 +688,34 @@ def test_import_reads_time_zones_and_reports_unknown_ones_by_line(service, tmp_p
     assert report.errors == [(3, "'Mars/Olympus' is not a time zone")]
     zones = {row.email: row.time_zone for row in service.rows("morning")}
     assert zones == {"ann@example.com": "Europe/Paris", "cy@example.com": ""}
+
+
+# -- the fast path of address checking --------------------------------------------------------
+
+@settings(max_examples=400, deadline=None)
+@given(st.from_regex(FAST_ADDRESS, fullmatch=True))
+def test_the_fast_address_path_agrees_with_email_validator(text):
+    from email_validator import EmailNotValidError, validate_email
+    try:
+        result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        with pytest.raises(InputError):
+            normalise_email(text)
+        return
+    expected = result.ascii_email or result.normalized
+    assert normalise_email(text) == (expected, expected.lower())
+
+
+@pytest.mark.parametrize("text", ["a@localhost.test", "a..b@x.org", "a@x--y.org",
+                                  "a@xn--bcher-kva.example", "a@x.123", "ü@x.org",
+                                  f"{'a' * 65}@x.org", f"a@{'b' * 64}.org"])
+def test_addresses_off_the_fast_path_still_get_email_validators_verdict(text):
+    from email_validator import EmailNotValidError, validate_email
+    try:
+        result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        with pytest.raises(InputError):
+            normalise_email(text)
+        return
+    expected = result.ascii_email or result.normalized
+    assert normalise_email(text) == (expected, expected.lower())
