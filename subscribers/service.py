@@ -8,7 +8,7 @@ subscribers.lists; reading and writing CSV files is subscribers.csv_io.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,15 +22,13 @@ from digest.errors import InputError, NotFoundError
 from digest.models import Delivery
 from digest.schedule import parse_zone
 from digest.timeutil import utcnow
-from subscribers.csv_io import ImportReport, ImportRow, read_import, write_export
+from subscribers.bulk_import import BulkImport
+from subscribers.csv_io import ImportReport, read_import, write_export
 from subscribers.listing import Page, SubscriberFilter, after_key, check_status
 from subscribers.lists import MailingLists
 from subscribers.models import (ACTIVE, UNSUBSCRIBED, MailingList, Subscriber, Subscription,
                                 Suppression)
 from subscribers.validation import check_tier, clean_name, normalise_email
-
-IMPORT_BATCH = 1000
-
 
 @dataclass
 class AddResult:
@@ -132,78 +130,25 @@ class SubscriberService:
             subscriber.updated_at = utcnow()
             return subscriber
 
-    def import_csv(self, path: str | Path, *, list_slug: str,
-                   resubscribe: bool = False) -> ImportReport:
+    def import_csv(self, path: str | Path, *, list_slug: str, resubscribe: bool = False,
+                   dry_run: bool = False, position: Callable[[int], None] | None = None
+                   ) -> ImportReport:
         """Import ``email,name,tier`` rows. Bad rows are reported by line; good rows stored.
 
         People who unsubscribed stay unsubscribed unless ``resubscribe`` is set: an import
         must not undo someone's choice to leave. An optional ``status`` column (as the export
         writes it) saying ``unsubscribed`` stores that subscription unsubscribed, so that an
-        export imported elsewhere does not subscribe the people who had left.
+        export imported elsewhere does not subscribe the people who had left. ``dry_run``
+        reports the same counts and stores nothing. ``position`` hears the bytes read.
         """
         report = ImportReport()
-        list_id = self.lists.get(list_slug).id
-        batch: dict[str, ImportRow] = {}
-        for row in read_import(Path(path), report, tiers=self.tiers,
-                               check_deliverability=self.check_deliverability):
-            batch[row.key] = row
-            if len(batch) >= IMPORT_BATCH:
-                self._store_batch(list_id, batch, report, resubscribe)
-                batch = {}
-        if batch:
-            self._store_batch(list_id, batch, report, resubscribe)
+        importer = BulkImport(self.engine, report, list_id=self.lists.get(list_slug).id,
+                              default_tier=self.default_tier, resubscribe=resubscribe,
+                              dry_run=dry_run)
+        importer.run(read_import(Path(path), report, tiers=self.tiers,
+                                 check_deliverability=self.check_deliverability,
+                                 position=position))
         return report
-
-    def _store_batch(self, list_id: int, batch: dict[str, ImportRow], report: ImportReport,
-                     resubscribe: bool) -> None:
-        with session_scope(self.engine) as session:
-            existing = {s.email_key: s for s in session.scalars(
-                select(Subscriber).where(Subscriber.email_key.in_(list(batch))))}
-            now = utcnow()
-            for key, row in batch.items():
-                subscriber = existing.get(key)
-                if subscriber is None:
-                    subscriber = Subscriber(email=row.address, email_key=key,
-                                            name=row.name or "", tier=row.tier or self.default_tier,
-                                            time_zone=row.time_zone or "")
-                    session.add(subscriber)
-                    existing[key] = subscriber
-                    report.added += 1
-                    continue
-                changed = False
-                if row.name is not None and row.name != subscriber.name:
-                    subscriber.name, changed = row.name, True
-                if row.tier is not None and row.tier != subscriber.tier:
-                    subscriber.tier, changed = row.tier, True
-                if row.time_zone is not None and row.time_zone != subscriber.time_zone:
-                    subscriber.time_zone, changed = row.time_zone, True
-                if changed:
-                    subscriber.updated_at = now
-                    report.updated += 1
-                else:
-                    report.unchanged += 1
-            session.flush()
-            ids = [s.id for s in existing.values()]
-            subscriptions = {s.subscriber_id: s for s in session.scalars(
-                select(Subscription).where(Subscription.list_id == list_id,
-                                           Subscription.subscriber_id.in_(ids)))}
-            for key, subscriber in existing.items():
-                subscription = subscriptions.get(subscriber.id)
-                if batch[key].unsubscribed:  # the file says this person left the list
-                    if subscription is None:
-                        session.add(Subscription(list_id=list_id, subscriber_id=subscriber.id,
-                                                 status=UNSUBSCRIBED, unsubscribed_at=now))
-                        report.unsubscribed += 1
-                    elif subscription.status == ACTIVE:
-                        subscription.status, subscription.unsubscribed_at = UNSUBSCRIBED, now
-                        report.unsubscribed += 1
-                elif subscription is None:
-                    session.add(Subscription(list_id=list_id, subscriber_id=subscriber.id))
-                elif subscription.status != ACTIVE:
-                    if resubscribe:
-                        subscription.status, subscription.unsubscribed_at = ACTIVE, None
-                    else:
-                        report.kept_unsubscribed += 1
 
     def rows(self, list_slug: str | None = None) -> list[SubscriberRow]:
         with Session(self.engine) as session:

@@ -256,3 +256,34 @@ def test_export_of_an_unknown_list_writes_nothing_to_stdout(tmp_path, sqlite_url
     assert failed.exit_code == 4 and failed.stdout == "" and "no list 'nope'" in failed.stderr
     exported = digest(config, "subscribers", "export", "--list", "morning")
     assert exported.stdout.splitlines()[1].startswith("ann@example.org,,free,")
+
+
+def test_import_dry_run_and_a_progress_bar_on_a_terminal(tmp_path, sqlite_url, digest,
+                                                          monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import digest.cli.subscribers as subscribers_cli
+
+    config = config_file(tmp_path, sqlite_url)
+    digest(config, "lists", "create", "morning", "--name", "Morning")
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text("email;name;tier\n" + "".join(f"r{n}@example.org;R {n};free\n"
+                                                       for n in range(3000)), encoding="utf-8")
+    dry = digest(config, "subscribers", "import", str(csv_file), "--list", "morning",
+                 "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "Dry run, nothing stored: would import into morning: 3000 added" in dry.stdout
+    assert "read as semicolon-separated" in dry.stderr
+    assert as_json(digest(config, "lists", "show", "morning", "--json")
+                   )["subscribers"]["active"] == 0
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(subscribers_cli, "err", Console(file=terminal, force_terminal=True,
+                                                        width=100))
+    real = digest(config, "subscribers", "import", str(csv_file), "--list", "morning")
+    assert real.exit_code == 0 and "3000 added" in real.stdout
+    assert "importing" in terminal.getvalue()
+    assert as_json(digest(config, "lists", "show", "morning", "--json")
+                   )["subscribers"]["active"] == 3000

@@ -377,6 +377,50 @@ def test_utf8_files_import_with_or_without_a_byte_order_mark(engine, service, tm
         ("zoe@example.com", "Zoë Ångström", "free", "active")]
 
 
+@pytest.mark.parametrize("delimiter", [";", "\t", ","])
+def test_the_delimiter_is_read_off_the_header(engine, service, tmp_path, delimiter):
+    # Excel in a European locale writes semicolons, and a BOM.
+    path = a_csv(tmp_path, delimiter.join(["email", "name", "tier"]) + "\r\n"
+                 + delimiter.join(["ann@example.com", "\"Lee, Ann\"", "client"]) + "\r\n",
+                 bom=True)
+    report = service.import_csv(path, list_slug="morning")
+    assert (report.added, report.errors) == (1, [])
+    assert report.warnings == ([] if delimiter == "," else
+                               [f"read as {'semicolon' if delimiter == ';' else 'tab'}-separated"])
+    assert rows_as_tuples(service, "morning") == [("ann@example.com", "Lee, Ann", "client",
+                                                   "active")]
+
+
+def test_a_dry_run_reports_what_an_import_would_do_and_stores_nothing(engine, service,
+                                                                       tmp_path):
+    service.add("ann@example.com", list_slug="morning", name="Ann")
+    service.add("bob@example.com", list_slug="morning")
+    service.unsubscribe("bob@example.com")
+    path = a_csv(tmp_path, "email,name,tier\nann@example.com,Ann Lee,\nbob@example.com,,\n"
+                           "cy@example.com,Cy,client\ncy@example.com,Cy,client\nbad,,\n")
+    before = rows_as_tuples(service, "morning")
+    dry = service.import_csv(path, list_slug="morning", dry_run=True)
+    assert rows_as_tuples(service, "morning") == before
+    real = service.import_csv(path, list_slug="morning")
+    for report in (dry, real):
+        assert (report.added, report.updated, report.unchanged, report.kept_unsubscribed) == (
+            1, 1, 1, 1)
+        assert [line for line, _message in report.errors] == [5, 6]
+    again = service.import_csv(path, list_slug="morning")
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 3)
+
+
+def test_duplicates_are_caught_across_batches(engine, service, tmp_path, monkeypatch):
+    import subscribers.bulk_import
+    monkeypatch.setattr(subscribers.bulk_import, "BATCH_SIZE", 3)
+    lines = [f"r{n}@example.com,Reader {n},free" for n in range(10)] + ["R2@example.com,X,client"]
+    report = service.import_csv(a_csv(tmp_path, "email,name,tier\n" + "\n".join(lines) + "\n"),
+                                list_slug="morning")
+    assert report.added == 10
+    assert report.errors == [(12, "R2@example.com already appears on line 4; kept the first")]
+    assert ("r2@example.com", "Reader 2", "free", "active") in rows_as_tuples(service, "morning")
+
+
 def test_a_file_that_is_not_utf8_is_a_clear_error_and_imports_nothing(engine, service, tmp_path):
     text = "email,name,tier\nann@example.com,Ann,free\nzoe@example.com,Zoë,free\n"
     with pytest.raises(InputError) as raised:

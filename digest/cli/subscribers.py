@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -149,24 +151,48 @@ def remove(ctx: typer.Context, email: EmailArgument) -> None:
 @subscribers_app.command("import")
 def import_csv(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="CSV with a header: email,name,tier.")],
+    file: Annotated[Path, typer.Argument(help="CSV with a header: email,name,tier "
+                                              "(comma, semicolon or tab separated).")],
     list_slug: ListOption,
     resubscribe: Annotated[bool, typer.Option(help="Also subscribe again people who "
                                                    "unsubscribed.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the file and report what "
+                                                            "would change; store nothing.")
+                       ] = False,
 ) -> None:
     """Import subscribers from CSV; bad rows are reported by line and the good ones stored."""
-    report = ready_app(ctx).subscribers.import_csv(file, list_slug=list_slug,
-                                                resubscribe=resubscribe)
+    application = ready_app(ctx)
+    with _file_progress(file) as position:
+        report = application.subscribers.import_csv(file, list_slug=list_slug,
+                                                    resubscribe=resubscribe, dry_run=dry_run,
+                                                    position=position)
     for warning in report.warnings:
         err.print(f"warning: {warning}", markup=False)
     for line, message in report.errors:
         err.print(f"{file}:{line}: {message}", markup=False)
-    out.print(f"Imported into {list_slug}: {report.added} added, {report.updated} updated, "
+    out.print(("Dry run, nothing stored: would import" if dry_run else "Imported")
+              + f" into {list_slug}: {report.added} added, {report.updated} updated, "
               f"{report.unchanged} unchanged, {len(report.errors)} rejected"
+              + (f", {report.unsubscribed} marked unsubscribed" if report.unsubscribed else "")
               + (f", {report.kept_unsubscribed} kept unsubscribed (use --resubscribe)"
-                 if report.kept_unsubscribed else "") + ".")
+                 if report.kept_unsubscribed else "") + ".", markup=False)
     if report.errors:
         raise typer.Exit(2)
+
+
+@contextmanager
+def _file_progress(file: Path) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar over the file's bytes on a terminal; nothing when stderr is piped."""
+    if not err.is_terminal or not file.is_file():
+        yield None
+        return
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                               TimeRemainingColumn)
+
+    with Progress(TextColumn("importing"), BarColumn(), DownloadColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("import", total=file.stat().st_size)
+        yield lambda done: progress.update(task, completed=done)
 
 
 @subscribers_app.command("export")
