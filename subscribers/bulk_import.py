@@ -153,7 +153,8 @@ class BulkImport:
 
 
 class _Sql:
-    """Plain SQL on the driver, in its own parameter style.
+    """Plain SQL on the driver's own cursor (inside the connection's transaction), in the
+    driver's parameter style.
 
     SQLAlchemy's per-row parameter processing was most of an import's time; these statements
     are simple and portable (SQLite and PostgreSQL), their values plain strings and numbers,
@@ -171,12 +172,19 @@ class _Sql:
         return self._time(value) if self._time else value
 
     def many(self, statement: str, rows: list[tuple]) -> None:
-        self.connection.exec_driver_sql(statement.replace("?", self.mark), rows)
+        cursor = self.connection.connection.cursor()
+        try:
+            cursor.executemany(statement.replace("?", self.mark), rows)
+        finally:
+            cursor.close()
 
     def select_in(self, statement: str, values: list) -> list[tuple]:
         """``statement`` with ``{}`` where the IN list goes."""
         if not values:
             return []
-        marks = ", ".join([self.mark] * len(values))
-        return [tuple(row) for row in self.connection.exec_driver_sql(
-            statement.format(marks), tuple(values)).all()]
+        cursor = self.connection.connection.cursor()
+        try:
+            cursor.execute(statement.format(", ".join([self.mark] * len(values))), values)
+            return cursor.fetchall()
+        finally:
+            cursor.close()

@@ -62,18 +62,29 @@ def read_import(path: Path, report: ImportReport, *, tiers: Sequence[str],
                 position: Callable[[int], None] | None = None) -> Iterator[ImportRow]:
     """The file's good rows; bad ones go to ``report.errors`` by line. ``position`` is told
     how many bytes have been read, every thousand rows (for a progress bar)."""
-    known_tiers = list(tiers)
-    for line, row in _read_rows(path, report, position):
+    known_tiers = set(tiers)
+    rows = _read_rows(path, report, position)
+    header = next(rows)[1]
+    # A column the file lacks reads as None: the import leaves that value alone.
+    at = {column: header.index(column) if column in header else None
+          for column in IMPORT_COLUMNS}
+
+    def cell(values: list[str], column: str) -> str | None:
+        index = at[column]
+        return values[index] if index is not None and index < len(values) else None
+
+    for line, values in rows:
         try:
-            address, key = normalise_email(csv_unsafe(row.get("email") or ""),
+            address, key = normalise_email(csv_unsafe(cell(values, "email") or ""),
                                            check_deliverability=check_deliverability)
-            name = clean_name(csv_unsafe(row["name"])) if row.get("name") is not None else None
-            raw_tier = (row.get("tier") or "").strip()
-            tier = (raw_tier if raw_tier in known_tiers else check_tier(raw_tier, known_tiers)) \
+            raw_name = cell(values, "name")
+            name = clean_name(csv_unsafe(raw_name)) if raw_name is not None else None
+            raw_tier = (cell(values, "tier") or "").strip()
+            tier = (raw_tier if raw_tier in known_tiers else check_tier(raw_tier, list(tiers))) \
                 if raw_tier else None
-            raw_zone = (row.get("timezone") or "").strip()
+            raw_zone = (cell(values, "timezone") or "").strip()
             zone = parse_zone(raw_zone).key if raw_zone else None
-            status = (row.get("status") or "").strip().lower()
+            status = (cell(values, "status") or "").strip().lower()
             if status not in ("", ACTIVE, UNSUBSCRIBED):
                 raise InputError(f"unknown status {status!r}; the status column may say "
                                  f"{ACTIVE} or {UNSUBSCRIBED}")
@@ -106,8 +117,9 @@ def csv_unsafe(value: str) -> str:
 
 
 def _read_rows(path: Path, report: ImportReport, position: Callable[[int], None] | None
-               ) -> Iterator[tuple[int, dict[str, str]]]:
-    """Each non-empty row with the line it starts on (a quoted field may span lines)."""
+               ) -> Iterator[tuple[int, list[str]]]:
+    """The header (line 1), then each non-empty row's cells with the line it starts on (a
+    quoted field may span lines)."""
     _check_utf8(path)
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
@@ -127,6 +139,7 @@ def _read_rows(path: Path, report: ImportReport, position: Callable[[int], None]
             report.warnings.append(f"ignored unknown column(s): {', '.join(unknown)}")
         if delimiter != ",":
             report.warnings.append(f"read as {DELIMITERS[delimiter]}-separated")
+        yield 1, header
         # csv.reader, not DictReader: its line_num is the line a row *ends* on, and
         # DictReader skips blank lines unseen, so the start of a row could not be known.
         reader = csv.reader(handle, delimiter=delimiter)
@@ -149,10 +162,9 @@ def _read_rows(path: Path, report: ImportReport, position: Callable[[int], None]
             if len(values) > len(header):
                 report.errors.append((start, "more fields than the header has columns"))
                 continue
-            row = dict(zip(header, values))
-            if not any(value.strip() for value in row.values()):
+            if not "".join(values).strip():
                 continue
-            yield start, row
+            yield start, values
 
 
 def sniff_header(line: str) -> tuple[str, list[str]]:
