@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -26,6 +28,9 @@ EmailArgument = Annotated[str, typer.Argument(help="The address.")]
 ListOption = Annotated[str, typer.Option("--list", "-l", help="The list's slug.")]
 JsonOption = Annotated[bool, typer.Option(
     "--json", help="Print one JSON document on stdout (keys in the README) instead of a table.")]
+MetricsPortOption = Annotated[Optional[int], typer.Option(
+    "--metrics-port", min=1, max=65535,
+    help="Also answer Prometheus scrapes at http://[web] host:PORT/metrics.")]
 DateOption = Annotated[Optional[str], typer.Option("--date", help="Issue date YYYY-MM-DD "
                                                                   "[default: today]")]
 
@@ -83,3 +88,19 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
     return stop
+
+
+@contextmanager
+def metrics_served(app: App, port: Optional[int]) -> Iterator[None]:
+    """Serve /metrics on ``port`` (if given) for as long as the block runs."""
+    if port is None:
+        yield
+        return
+    from digest.metrics import serve_metrics
+
+    server = serve_metrics(app, port)
+    err.print(f"metrics on http://{app.config.web.host}:{port}/metrics", markup=False)
+    try:
+        yield
+    finally:
+        server.shutdown()

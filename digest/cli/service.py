@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from digest.cli.console import err, out, print_json, print_table
-from digest.cli.context import JsonOption, ready_app, state, stop_on_signals
+from digest.cli.context import (JsonOption, MetricsPortOption, metrics_served, ready_app, state,
+                                stop_on_signals)
 
 if TYPE_CHECKING:
     from digest.app import App
@@ -63,7 +64,7 @@ def _start_scheduler(application: App):  # noqa: ANN202 - digest.scheduler.Sched
     return scheduler
 
 
-def schedule(ctx: typer.Context) -> None:
+def schedule(ctx: typer.Context, metrics_port: MetricsPortOption = None) -> None:
     """Run the scheduler in the foreground: each list at its own time, exactly once, however
     many schedulers share the database. SIGTERM or SIGINT finishes the sends in flight,
     records them, and exits."""
@@ -71,10 +72,11 @@ def schedule(ctx: typer.Context) -> None:
     stop = stop_on_signals()
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("digest").setLevel(logging.INFO)   # one line per run, always
-    scheduler = _start_scheduler(application)
-    err.print("scheduler running; Ctrl-C (or SIGTERM) stops it", markup=False)
-    stop.wait()
-    scheduler.shutdown()
+    with metrics_served(application, metrics_port):
+        scheduler = _start_scheduler(application)
+        err.print("scheduler running; Ctrl-C (or SIGTERM) stops it", markup=False)
+        stop.wait()
+        scheduler.shutdown()
     err.print("scheduler stopped", markup=False)
 
 
