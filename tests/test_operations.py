@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import socket
@@ -137,3 +139,40 @@ def test_worker_and_scheduler_answer_scrapes_on_a_metrics_port(tmp_path, sqlite_
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
+
+
+# -- logs --------------------------------------------------------------------------------------
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("where", ["option", "config"])
+def test_log_lines_can_be_json_for_log_shippers(tmp_path, sqlite_url, digest, where):
+    config = tmp_path / "digest.toml"
+    config.write_text(f'[database]\nurl = "{sqlite_url}"\n[web]\nsecret_key = "s3cret-key"\n'
+                      + ('[logging]\nformat = "json"\n' if where == "config" else ""),
+                      encoding="utf-8")
+    digest(config, "lists", "create", "s3cret-key", "--name", "Morning")
+    option = ["--log-format", "json"] if where == "option" else []
+    result = digest(config, *option, "-v", "send", "--list", "s3cret-key")
+    assert result.exit_code == 0, result.output
+    lines = json_lines(result.stderr)
+    skipped = [line for line in lines if line["message"].startswith("send list=")]
+    assert skipped and skipped[0]["level"] == "INFO" and skipped[0]["logger"] == "digest.jobs"
+    assert "time" in skipped[0]
+    assert "s3cret-key" not in result.stderr            # the scrubber works on JSON lines too
+    plain = digest(config, "--log-format", "text", "-v", "send", "--list", "s3cret-key")
+    assert not json_lines(plain.stderr) and " INFO digest.jobs: send list=" in plain.stderr
+
+
+def test_an_idle_worker_pass_logs_nothing_at_the_default_level(tmp_path, sqlite_url, caplog):
+    from digest.jobs import work
+
+    app = App(make_config(tmp_path, sqlite_url))
+    caplog.set_level(logging.INFO, logger="digest")
+    work(app)
+    assert [record for record in caplog.records if record.levelno >= logging.INFO] == []
+    caplog.set_level(logging.DEBUG, logger="digest")
+    work(app)
+    assert any("worker sent=0" in record.getMessage() for record in caplog.records)

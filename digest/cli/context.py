@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from digest.cli import logs
 from digest.cli.console import err
 from digest.config import load_config
 from digest.errors import InputError
@@ -38,8 +39,9 @@ DateOption = Annotated[Optional[str], typer.Option("--date", help="Issue date YY
 class State:
     """Per-invocation options; the App is built on first use so that --help needs no config."""
 
-    def __init__(self, config_path: Optional[Path]) -> None:
+    def __init__(self, config_path: Optional[Path], *, log_format_given: bool = False) -> None:
         self.config_path = config_path
+        self.log_format_given = log_format_given
         self._app: App | None = None
 
     @property
@@ -48,6 +50,8 @@ class State:
             from digest.app import App
 
             self._app = App(load_config(self.config_path))
+            if not self.log_format_given:
+                logs.use_format(self._app.config.logging.format)
             # Every log line from here on passes the scrubber: no configured secret is printed.
             for handler in logging.getLogger().handlers:
                 handler.addFilter(self._app.scrubber)

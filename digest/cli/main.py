@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from digest.cli import logs
 from digest.cli.console import err
 from digest.cli.content import collect, preview
 from digest.cli.context import State
@@ -40,14 +41,15 @@ def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Log each phase's events to stderr.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    log_format: Annotated[Optional[logs.Format], typer.Option(
+        "--log-format", case_sensitive=False,
+        help="Log lines as text or as JSON objects (default: the config's logging format, "
+             "else text).")
+    ] = None,
 ) -> None:
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO if verbose
-                        else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # Never let a library print protocol traffic (smtplib would print AUTH credentials).
-    for noisy in ("httpx", "httpcore", "sqlalchemy.engine"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    ctx.obj = State(config)
+    logs.configure(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+                   log_format.value if log_format else "text")
+    ctx.obj = State(config, log_format_given=log_format is not None)
 
 
 for command in (init, collect, send, run, worker, serve, schedule, preview, status):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from digest.cli import logs
 from digest.cli.console import err, out, print_json, print_table
 from digest.cli.context import (JsonOption, MetricsPortOption, metrics_served, ready_app, state,
                                 stop_on_signals)
@@ -48,11 +49,20 @@ def serve(
     try:
         # No access log: unsubscribe URLs carry tokens, and logs are no place for them.
         uvicorn.run(create_app(application), host=host or web.host, port=port or web.port,
-                    access_log=False, log_level="info", server_header=False)
+                    access_log=False, log_level="info", server_header=False,
+                    **_uvicorn_logging(application))
     finally:
         if scheduler is not None:
             err.print("stopping the scheduler: finishing the batches in flight", markup=False)
             scheduler.shutdown()
+
+
+def _uvicorn_logging(application: App) -> dict:
+    """Uvicorn's own lines through our handler (JSON, scrubbed) rather than its formatter."""
+    if not logs.json_active():
+        return {}
+    logging.getLogger("uvicorn.error").setLevel(logging.INFO)
+    return {"log_config": None}
 
 
 def _start_scheduler(application: App):  # noqa: ANN202 - digest.scheduler.Scheduler
