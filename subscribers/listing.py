@@ -1,11 +1,12 @@
-"""Subscribers one page at a time: filters, keyset paging, rows streamed from the database.
+"""Subscribers one page at a time: filters, keyset paging, rows streamed as they are read.
 
-Invariants: rows come in address order (``email_key``, then list slug), so a page ends at an
-address and the next page starts after it (``after``) without OFFSET — the cost of a page does
-not grow with its depth. Rows are streamed (``yield_per``; a server-side cursor on
-PostgreSQL), never loaded whole, so the first row prints at once and memory stays flat at a
-million rows. A page never splits one person's lists: it may run a few rows past ``limit`` to
-finish the last address, and ``next_after`` is where the next page starts.
+Invariants: people come in address order (``email_key``), each with the subscriptions that
+match the filters (by list id). Paging is by key, never OFFSET: a page starts after an address
+(``after``), so its cost does not grow with its depth. Even an unpaged listing is read in
+internal pages of PAGE_SIZE people, each query starting from the ``email_key`` index (or the
+``(tier, email_key)`` one), so the first row is out at once and memory stays flat at a million
+rows; no query sorts the whole table. ``limit`` counts people, so a page never splits one
+person's lists, and ``next_after`` says where the next page starts (None: this was the last).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, exists, func, or_, select
+from sqlalchemy import Engine, and_, exists, func, or_, select
 from sqlmodel import Session
 
 from digest.errors import InputError
@@ -24,8 +25,7 @@ from subscribers.validation import normalise_email
 PENDING = "pending"          # double opt-in not yet confirmed
 SUPPRESSED = "suppressed"    # the address is suppressed, whatever the subscription says
 STATUSES = (ACTIVE, UNSUBSCRIBED, PENDING, SUPPRESSED)
-# How far past ``limit`` a page may run to finish the last address's lists.
-_MOST_LISTS_PER_ADDRESS = 200
+PAGE_SIZE = 1000            # people per query
 
 
 @dataclass(frozen=True)
@@ -64,20 +64,26 @@ class Page:
         self.next_after: str | None = None
 
     def __iter__(self) -> Iterator[ListedSubscriber]:
-        where = self._where
-        query = _query(where)
-        if where.limit is not None:
-            query = query.limit(where.limit + _MOST_LISTS_PER_ADDRESS)
-        count, last_key = 0, None
+        where, after = self._where, self._where.after
+        left = where.limit
         with Session(self._engine) as session:
-            for row in session.execute(query.execution_options(yield_per=1000)):
-                listed = ListedSubscriber(*row)
-                if where.limit is not None and count >= where.limit \
-                        and listed.email_key != last_key:
-                    self.next_after = last_key       # more rows after this page
+            while left is None or left > 0:
+                size = PAGE_SIZE if left is None else min(PAGE_SIZE, left)
+                # One more than asked for: whether there is a next page is known, not guessed.
+                people = session.execute(_people(where, after).limit(size + 1)).all()
+                more = len(people) > size
+                people = people[:size]
+                if not people:
                     return
-                count, last_key = count + 1, listed.email_key
-                yield listed
+                ids = [person_id for person_id, _key in people]
+                for row in session.execute(_rows(where, ids)):
+                    yield ListedSubscriber(*row)
+                after = people[-1][1]
+                if left is not None:
+                    left -= len(people)
+                if not more:
+                    return
+            self.next_after = after
 
 
 def check_status(status: str | None) -> str | None:
@@ -94,28 +100,44 @@ def after_key(after: str | None) -> str | None:
         else after.strip().lower()
 
 
-def _query(where: SubscriberFilter):  # noqa: ANN202 - a Select of ListedSubscriber columns
-    suppressed = exists().where(Suppression.email_key == Subscriber.email_key)
-    query = (select(Subscriber.email, Subscriber.email_key, Subscriber.name, Subscriber.tier,
-                    Subscriber.time_zone, MailingList.slug, Subscription.status,
-                    suppressed.label("suppressed"), Subscription.created_at)
-             .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-             .join(MailingList, MailingList.id == Subscription.list_id)
-             .order_by(Subscriber.email_key, MailingList.slug))
+def _matching_subscription(where: SubscriberFilter) -> list:
+    conditions = [Subscription.subscriber_id == Subscriber.id]
     if where.list_id is not None:
-        query = query.where(Subscription.list_id == where.list_id)
+        conditions.append(Subscription.list_id == where.list_id)
+    if where.status in (ACTIVE, UNSUBSCRIBED, PENDING):
+        conditions.append(Subscription.status == where.status)
+    return conditions
+
+
+def _people(where: SubscriberFilter, after: str | None):  # noqa: ANN202 - a Select
+    """(id, email_key) of the next people in address order who have a matching subscription."""
+    suppressed = exists().where(Suppression.email_key == Subscriber.email_key)
+    query = (select(Subscriber.id, Subscriber.email_key)
+             .where(exists().where(*_matching_subscription(where)))
+             .order_by(Subscriber.email_key))
     if where.tier is not None:
         query = query.where(Subscriber.tier == where.tier)
     if where.status == SUPPRESSED:
-        query = query.where(suppressed)
+        # IN, not EXISTS: the few suppressed keys drive the query instead of a scan of everyone.
+        query = query.where(Subscriber.email_key.in_(select(Suppression.email_key)))
     elif where.status == ACTIVE:
-        query = query.where(Subscription.status == ACTIVE, ~suppressed)
-    elif where.status is not None:
-        query = query.where(Subscription.status == where.status)
+        query = query.where(~suppressed)
     if where.search:
         text = where.search.strip().lower()
         query = query.where(or_(Subscriber.email_key.contains(text, autoescape=True),
                                 func.lower(Subscriber.name).contains(text, autoescape=True)))
-    if where.after is not None:
-        query = query.where(Subscriber.email_key > where.after)
+    if after is not None:
+        query = query.where(Subscriber.email_key > after)
     return query
+
+
+def _rows(where: SubscriberFilter, ids: list[int]):  # noqa: ANN202 - a Select
+    """These people's matching subscriptions, as ListedSubscriber columns."""
+    suppressed = exists().where(Suppression.email_key == Subscriber.email_key)
+    return (select(Subscriber.email, Subscriber.email_key, Subscriber.name, Subscriber.tier,
+                   Subscriber.time_zone, MailingList.slug, Subscription.status,
+                   suppressed.label("suppressed"), Subscription.created_at)
+            .join(Subscription, and_(*_matching_subscription(where)))
+            .join(MailingList, MailingList.id == Subscription.list_id)
+            .where(Subscriber.id.in_(ids))
+            .order_by(Subscriber.email_key, Subscription.list_id))

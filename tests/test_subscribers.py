@@ -763,3 +763,25 @@ def test_addresses_off_the_fast_path_still_get_email_validators_verdict(text):
         return
     expected = result.ascii_email or result.normalized
     assert normalise_email(text) == (expected, expected.lower())
+
+
+def test_a_listing_reads_in_internal_pages_without_losing_or_repeating_anyone(
+        engine, service, monkeypatch):
+    import subscribers.listing
+    monkeypatch.setattr(subscribers.listing, "PAGE_SIZE", 3)
+    for n in range(10):
+        service.add(f"r{n}@example.com", list_slug="morning", tier="client" if n % 2 else "free")
+    service.lists.create("evening", "Evening")
+    service.add("r4@example.com", list_slug="evening")
+    every = list(service.page())
+    assert [(row.email, row.list_slug) for row in every] == [
+        (f"r{n}@example.com", "morning") for n in range(5)] + [("r4@example.com", "evening")] \
+        + [(f"r{n}@example.com", "morning") for n in range(5, 10)]
+    page = service.page(limit=7, tier="client")
+    assert [row.email for row in page] == [f"r{n}@example.com" for n in (1, 3, 5, 7, 9)]
+    assert page.next_after is None
+    page = service.page("morning", limit=4)
+    assert [row.email for row in page] == [f"r{n}@example.com" for n in range(4)]
+    assert page.next_after == "r3@example.com"
+    rest = service.page("morning", after=page.next_after)
+    assert [row.email for row in rest] == [f"r{n}@example.com" for n in range(4, 10)]
