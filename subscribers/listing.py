@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, exists, func, or_, select
-from sqlmodel import Session
 
 from digest.errors import InputError
 from subscribers.models import ACTIVE, UNSUBSCRIBED, MailingList, Subscriber, Subscription
@@ -66,7 +65,8 @@ class Page:
     def __iter__(self) -> Iterator[ListedSubscriber]:
         where, after = self._where, self._where.after
         left = where.limit
-        with Session(self._engine) as session:
+        # Core, not an ORM session: these are plain rows, and ORM loading was a third of the cost.
+        with self._engine.connect() as session:
             while left is None or left > 0:
                 size = PAGE_SIZE if left is None else min(PAGE_SIZE, left)
                 # One more than asked for: whether there is a next page is known, not guessed.
