@@ -287,3 +287,22 @@ def test_import_dry_run_and_a_progress_bar_on_a_terminal(tmp_path, sqlite_url, d
     assert "importing" in terminal.getvalue()
     assert as_json(digest(config, "lists", "show", "morning", "--json")
                    )["subscribers"]["active"] == 3000
+
+
+def test_delete_asks_on_a_terminal_and_a_no_keeps_the_list(tmp_path, sqlite_url, digest,
+                                                           monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    config = config_file(tmp_path, sqlite_url)
+    people(config, digest, ("ann@example.org", "morning", "free"))
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+    kept = digest(config, "lists", "delete", "morning", "--force")
+    assert kept.exit_code == 2 and "Delete list morning with 1 subscription(s)" in kept.output
+    assert "nothing was deleted" in kept.stderr
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    assert digest(config, "lists", "delete", "morning", "--force").exit_code == 0
+    assert as_json(digest(config, "lists", "list", "--json")) == {"lists": []}
