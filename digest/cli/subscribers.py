@@ -6,6 +6,7 @@ one JSON document written piece by piece), so the first line appears at once at 
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -81,10 +82,15 @@ def list_subscribers(
     """Subscribers in address order with tier, list and status, streamed as they are read."""
     page = ready_app(ctx).subscribers.page(list_slug, tier=tier, status=status, search=search,
                                            after=after, limit=limit)
+    # The first query runs before anything is written: if the database fails, stdout stays
+    # empty rather than holding half a document.
+    rows = iter(page)
+    first = next(rows, None)
+    rows = itertools.chain([first] if first is not None else [], rows)
     if as_json:
-        _write_json_rows(page)
+        _write_json_rows(rows, page)
     else:
-        _write_text_rows(page)
+        _write_text_rows(rows)
     if page.next_after is not None and not as_json:
         err.print(f"more: --after {page.next_after}", markup=False)
 
@@ -109,10 +115,10 @@ def _line(cells) -> str:  # noqa: ANN001 - a sequence of str
                     in zip(cells, _COLUMNS)).rstrip() + "\n"
 
 
-def _write_json_rows(page) -> None:  # noqa: ANN001 - a subscribers.listing.Page
+def _write_json_rows(rows, page) -> None:  # noqa: ANN001 - rows of a subscribers.listing.Page
     write = sys.stdout.write
     write('{"subscribers": [')
-    for number, row in enumerate(page):
+    for number, row in enumerate(rows):
         write((",\n  " if number else "\n  ") + json.dumps(_subscriber_document(row),
                                                            default=json_value,
                                                            ensure_ascii=False))
