@@ -29,15 +29,16 @@ def normalise_email(raw: str, *, check_deliverability: bool = False) -> tuple[st
     text = (raw or "").strip()
     if not text:
         raise InputError("the email address is empty")
-    if _CONTROL.search(text):
-        raise InputError(f"{text!r} is not a valid email address: it contains a line break "
-                         "or control character")
     if not check_deliverability:
+        # The fast pattern admits no control character, so it may come before that check.
         fast = FAST_ADDRESS.fullmatch(text)
         if fast and len(fast["local"]) <= 64 and len(text) <= 254 \
                 and fast["tld"].lower() not in _SPECIAL_USE:
             address = f"{fast['local']}@{fast['domain'].lower()}"
             return address, address.lower()
+    if _CONTROL.search(text):
+        raise InputError(f"{text!r} is not a valid email address: it contains a line break "
+                         "or control character")
     try:
         # SMTPUTF8 (a non-ASCII local part) is refused: few servers accept it. Non-ASCII
         # domains are fine and are kept in their ASCII (IDNA) form, which every server reads.
