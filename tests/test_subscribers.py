@@ -785,3 +785,16 @@ def test_a_listing_reads_in_internal_pages_without_losing_or_repeating_anyone(
     assert page.next_after == "r3@example.com"
     rest = service.page("morning", after=page.next_after)
     assert [row.email for row in rest] == [f"r{n}@example.com" for n in range(4, 10)]
+
+
+def test_a_listing_being_printed_holds_no_lock(engine, service, monkeypatch):
+    import subscribers.listing
+    monkeypatch.setattr(subscribers.listing, "PAGE_SIZE", 2)
+    for n in range(5):
+        service.add(f"r{n}@example.com", list_slug="morning")
+    rows = iter(service.page())
+    assert next(rows).email == "r0@example.com"
+    # Halfway through the listing, a writer gets in at once (on SQLite: no BEGIN IMMEDIATE
+    # held by the reader), and keyset paging carries on after it.
+    service.add("r9@example.com", list_slug="morning")
+    assert [row.email for row in rows] == [f"r{n}@example.com" for n in (1, 2, 3, 4, 9)]
