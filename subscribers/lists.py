@@ -126,11 +126,13 @@ class MailingLists:
                 select(Subscription.status, func.count())
                 .where(Subscription.list_id == mailing_list.id)
                 .group_by(Subscription.status)).all())
+            # Driven by the (few) suppressed addresses, not by the list's million subscriptions.
+            suppressed_ids = (select(Subscriber.id)
+                              .join(Suppression, Suppression.email_key == Subscriber.email_key))
             suppressed = session.scalar(
                 select(func.count()).select_from(Subscription)
-                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-                .join(Suppression, Suppression.email_key == Subscriber.email_key)
-                .where(Subscription.list_id == mailing_list.id)) or 0
+                .where(Subscription.list_id == mailing_list.id,
+                       Subscription.subscriber_id.in_(suppressed_ids))) or 0
             editions, last = session.execute(
                 select(func.count(), func.max(Edition.issue_date))
                 .where(Edition.list_id == mailing_list.id)).one()
