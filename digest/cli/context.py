@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from digest.cli import logs
+from digest.cli.logs import use_format
 from digest.cli.console import err
 from digest.config import load_config
 from digest.errors import InputError
@@ -51,7 +51,7 @@ class State:
 
             self._app = App(load_config(self.config_path))
             if not self.log_format_given:
-                logs.use_format(self._app.config.logging.format)
+                use_format(self._app.config.logging.format)
             # Every log line from here on passes the scrubber: no configured secret is printed.
             for handler in logging.getLogger().handlers:
                 handler.addFilter(self._app.scrubber)

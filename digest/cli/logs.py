@@ -26,7 +26,7 @@ class Format(str, Enum):
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure(level: int, log_format: LogFormat = "text") -> None:
+def configure_logging(level: int, log_format: LogFormat = "text") -> None:
     logging.basicConfig(level=level, format=TEXT, stream=sys.stderr, force=True)
     # Never let a library print protocol traffic (smtplib would print AUTH credentials).
     for noisy in ("httpx", "httpcore", "sqlalchemy.engine"):

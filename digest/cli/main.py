@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from digest.cli import logs
+from digest.cli.logs import Format, configure_logging
 from digest.cli.console import err
 from digest.cli.content import collect, preview
 from digest.cli.context import State
@@ -41,13 +41,13 @@ def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Log each phase's events to stderr.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-    log_format: Annotated[Optional[logs.Format], typer.Option(
+    log_format: Annotated[Optional[Format], typer.Option(
         "--log-format", case_sensitive=False,
         help="Log lines as text or as JSON objects (default: the config's logging format, "
              "else text).")
     ] = None,
 ) -> None:
-    logs.configure(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+    configure_logging(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
                    log_format.value if log_format else "text")
     ctx.obj = State(config, log_format_given=log_format is not None)
 

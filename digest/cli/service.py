@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from digest.cli import logs
+from digest.cli.logs import json_active
 from digest.cli.console import err, out, print_json, print_table
 from digest.cli.context import (JsonOption, MetricsPortOption, metrics_served, ready_app, state,
                                 stop_on_signals)
@@ -59,7 +59,7 @@ def serve(
 
 def _uvicorn_logging(application: App) -> dict:
     """Uvicorn's own lines through our handler (JSON, scrubbed) rather than its formatter."""
-    if not logs.json_active():
+    if not json_active():
         return {}
     logging.getLogger("uvicorn.error").setLevel(logging.INFO)
     return {"log_config": None}
