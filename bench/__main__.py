@@ -22,7 +22,7 @@ QUICK = {
     "smtp": ["--subscribers", "300", "--runs", "1"],
     "e2e": ["--sizes", "5000,20000", "--runs", "1"],
     "scaleout": ["--deliveries", "1000", "--runs", "1"],
-    "import": ["--sizes", "5000,20000"],
+    "import": ["--sizes", "5000,20000", "--runs", "1"],
 }
 
 

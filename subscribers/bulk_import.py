@@ -25,7 +25,8 @@ BATCH_SIZE = 5000          # rows a transaction; IN lists stay far below SQLite'
 _SEEN = Table("digest_import_seen", MetaData(),
               Column("email_key", String(320), primary_key=True),
               Column("line", Integer, nullable=False),
-              prefixes=["TEMPORARY"])
+              prefixes=["TEMPORARY"],
+              sqlite_with_rowid=False)       # SQLite: one B-tree (the key), not two
 _SUBSCRIBER = Subscriber.__table__
 
 
@@ -43,6 +44,11 @@ class BulkImport:
 
     def run(self, rows: Iterable[ImportRow]) -> None:
         with self.engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                # The temporary table in memory (per connection); nothing to do with the file.
+                # On the driver itself: SQLAlchemy's execute would open a transaction first,
+                # and SQLite refuses this pragma inside one.
+                connection.connection.driver_connection.execute("PRAGMA temp_store = MEMORY")
             with connection.begin():
                 connection.execute(text(f"DROP TABLE IF EXISTS {_SEEN.name}"))
                 _SEEN.create(connection)

@@ -62,7 +62,8 @@ class Subscription(SQLModel, table=True):
                       Index("ix_subscription_list_status", "list_id", "status"))
 
     id: int | None = Field(default=None, primary_key=True)
-    list_id: int = Field(foreign_key="mailing_list.id", index=True)
+    # No index of its own: (list_id, subscriber_id) and (list_id, status) both start with it.
+    list_id: int = Field(foreign_key="mailing_list.id")
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
     status: str = Field(default=ACTIVE, max_length=16)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
