@@ -74,7 +74,8 @@ def list_subscribers(
         help=f"Only this status: {'|'.join(STATUSES)}.")] = None,
     search: Annotated[Optional[str], typer.Option(
         help="Only addresses or names containing this text (any case).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="At most this many rows (a page).")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        help="At most this many people, each with their lists (a page).")] = None,
     after: Annotated[Optional[str], typer.Option(
         help="Start after this address (the next page; printed after a full page).")] = None,
     as_json: JsonOption = False,
