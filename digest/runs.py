@@ -33,7 +33,7 @@ from digest.app import App
 from digest.db import session_scope
 from digest.deliver import DeliveryStats
 from digest.jobs import collect_all, send_edition, work
-from digest.models import RunStatus, ScheduleRun, SourceState
+from digest.models import EditionStatus, RunStatus, ScheduleRun, SourceState
 from digest.schedule import ListSchedule, Slot, parse_zones
 from digest.timeutil import utcnow
 from subscribers.models import MailingList
@@ -41,7 +41,8 @@ from subscribers.models import MailingList
 log = logging.getLogger(__name__)
 
 # Runs a scheduler leaves alone. A failed run is not retried on every tick: it was alerted.
-ENDED = frozenset({RunStatus.DONE, RunStatus.EMPTY, RunStatus.FAILED})
+# A run that left its edition waiting for approval has ended too: approving sends it.
+ENDED = frozenset({RunStatus.DONE, RunStatus.EMPTY, RunStatus.FAILED, RunStatus.WAITING})
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,11 @@ class MorningRunner:
             if report.edition_id is None:
                 status, detail = RunStatus.EMPTY, report.reason
                 self._alert_empty(schedule, label, report.reason)
+            elif report.held == EditionStatus.AWAITING:
+                status = RunStatus.WAITING
+                detail = f"edition #{report.edition_id} is waiting for approval"
+            elif report.held == EditionStatus.CANCELLED:
+                status, detail = RunStatus.DONE, f"edition #{report.edition_id} was cancelled"
             elif self.stop.is_set() and report.pending:
                 status = RunStatus.INTERRUPTED
                 detail = f"stopped with {report.pending} deliveries left; resumed on restart"

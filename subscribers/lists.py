@@ -47,7 +47,8 @@ class MailingLists:
     def update(self, slug: str, *, name: str | None = None, send_time: str | None = None,
                time_zone: str | None = None, days: str | None = None,
                lead_minutes: int | None = None, per_subscriber_time: bool | None = None,
-               alert_on_empty: bool | None = None) -> MailingList:
+               alert_on_empty: bool | None = None, approval: bool | None = None
+               ) -> MailingList:
         """Change a list's name or schedule; None leaves a value alone, send_time ""
         unschedules the list."""
         changes: dict[str, object] = {}
@@ -68,6 +69,8 @@ class MailingLists:
             changes["per_subscriber_time"] = per_subscriber_time
         if alert_on_empty is not None:
             changes["alert_on_empty"] = alert_on_empty
+        if approval is not None:
+            changes["approval"] = approval
         with session_scope(self.engine) as session:
             mailing_list = self.get(slug, session)
             for key, value in changes.items():

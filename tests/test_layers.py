@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("edges", ("digest.transports", "digest.sources")),
     ("content", ("digest.deliver", "digest.render", "digest.message", "digest.editions",
                  "digest.collect", "digest.variants", "digest.history",
+                 "digest.approval", "digest.archive",
                  "digest.alerts", "digest.dkim")),
     ("jobs", ("digest.app", "digest.jobs", "digest.runs", "digest.status", "digest.scheduler",
               "digest.preview", "digest.metrics")),
