@@ -14,7 +14,7 @@ from sqlmodel import Session
 from digest.db import session_scope
 from digest.errors import InputError, NotFoundError
 from digest.schedule import describe_days, parse_days, parse_time, parse_zone
-from subscribers.models import ACTIVE, UNSUBSCRIBED, MailingList, Subscription
+from subscribers.models import ACTIVE, UNSUBSCRIBED, MailingList, Subscriber, Subscription
 from subscribers.validation import check_slug, clean_name
 
 
@@ -103,6 +103,20 @@ class MailingLists:
                 .order_by(MailingList.slug)
             ).all()
             return [(row[0], row[1], row[2]) for row in rows]
+
+
+def tiers_by_list(engine: Engine) -> dict[int, dict[str, int]]:
+    """Active subscribers of each list, counted per tier."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(Subscription.list_id, Subscriber.tier, func.count())
+            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+            .where(Subscription.status == ACTIVE)
+            .group_by(Subscription.list_id, Subscriber.tier)).all()
+    counts: dict[int, dict[str, int]] = {}
+    for list_id, tier, count in rows:
+        counts.setdefault(list_id, {})[tier] = count
+    return counts
 
 
 def _canonical_time(text: str) -> str:
