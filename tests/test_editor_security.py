@@ -164,3 +164,17 @@ def test_the_password_may_come_from_the_environment_and_a_bad_hash_is_named(tmp_
     with pytest.raises(ConfigError, match="editor_password_hash"):
         config_from_dict({"web": {"editor_password_hash": "md5:abc"}}, base_dir=tmp_path,
                          environ={})
+
+
+def test_digest_editor_hash_prints_a_hash_the_desk_accepts(tmp_path, sqlite_url, digest,
+                                                           monkeypatch):
+    import io
+    config = tmp_path / "digest.toml"
+    config.write_text(f'[database]\nurl = "{sqlite_url}"\n', encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", io.StringIO(EDITOR_PASSWORD + "\n"))
+    result = digest(config, "editor-hash")
+    assert result.exit_code == 0, result.output
+    hashed = result.output.strip()
+    assert hashed.startswith("$argon2id$") and verify_hash(hashed, EDITOR_PASSWORD)
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert digest(config, "editor-hash").exit_code == 2
