@@ -49,6 +49,24 @@ def lists_overview(app: App, *, editions_per_list: int = 5) -> list[ListRow]:
     return rows
 
 
+def next_issue_date(app: App, list_slug: str, today: date | None = None) -> date:
+    """The date the next edition is for: today, unless today's has gone (or was cancelled),
+    then tomorrow."""
+    from datetime import timedelta
+
+    from sqlmodel import Session
+
+    from digest.editions import find_edition
+
+    today = today or date.today()
+    mailing_list = app.lists.get(list_slug)
+    with Session(app.engine) as session:
+        edition = find_edition(session, mailing_list.id, today)
+    if edition is None or edition.status in CANCELLABLE:
+        return today
+    return today + timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class PostRow:
     post: Post

@@ -190,7 +190,7 @@ def test_approving_an_edition_delivers_it(browser, desk, smtp_server):
 
 def test_a_cancelled_edition_gives_its_posts_to_the_next(browser, desk, smtp_server):
     app, server = desk
-    edition_id = held_edition(app, TODAY - timedelta(days=1))
+    edition_id = held_edition(app, TODAY)
     page = sign_in(browser, server)
     try:
         page.goto(f"{server.url}/editor/editions/{edition_id}")
@@ -198,7 +198,9 @@ def test_a_cancelled_edition_gives_its_posts_to_the_next(browser, desk, smtp_ser
         page.wait_for_selector("text=Cancelled:")
         assert page.inner_text("#edition-status") == "cancelled"
         stored_posts(app.engine, an_entry(title="Lighthouse keeper retires"))
-        page.goto(f"{server.url}/editor/lists/morning/next?date={TODAY}")
+        page.goto(f"{server.url}/editor/lists")
+        page.click("text=Next edition")
+        assert "draft" in page.inner_text("#edition-status")
         posts = page.inner_text("table")
         for title in ("Storm warning for Wednesday", "Council weighs a ferry levy",
                       "Lighthouse keeper retires"):
@@ -220,5 +222,45 @@ def test_dropping_a_story_takes_it_out_of_the_edition(browser, desk):
         assert "Storm warning" not in page.inner_text("table")
         phone = page.frame_locator(".frame.phone iframe")
         assert "Storm warning" not in phone.locator("body").inner_text()
+    finally:
+        page.close()
+
+
+def test_without_a_session_the_browser_lands_on_the_login_page(browser, desk):
+    app, server = desk
+    edition_id = held_edition(app)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        for path in ("/editor/lists", f"/editor/editions/{edition_id}",
+                     "/editor/lists/morning/archive"):
+            page.goto(server.url + path)
+            assert page.url == f"{server.url}/editor/login"
+        context.add_cookies([{"name": "digest_editor", "value": "forged.cookie.value",
+                              "url": server.url + "/editor"}])
+        page.goto(f"{server.url}/editor/editions/{edition_id}")
+        assert page.url == f"{server.url}/editor/login"
+        screenshot(page, "desk-login-375" if page.viewport_size["width"] < 400 else "desk-login")
+    finally:
+        context.close()
+    assert edition_row(app, edition_id).status == "awaiting"
+
+
+def test_the_archive_shows_past_editions_per_tier(browser, desk, smtp_server):
+    app, server = desk
+    edition_id = held_edition(app, TODAY - timedelta(days=1))
+    from digest.jobs import approve_and_send
+    approve_and_send(app, edition_id)
+    page = sign_in(browser, server, width=375)
+    try:
+        page.goto(f"{server.url}/editor/lists/morning/archive")
+        row = page.locator("tbody tr").first
+        assert "done" in row.inner_text() and "2" in row.inner_text()
+        screenshot(page, "desk-archive-375")
+        row.locator("text=client").click()
+        page.wait_for_url(f"**/editor/editions/{edition_id}?tier=client")
+        phone = page.frame_locator(".frame.phone iframe")
+        assert SECRET_PARAGRAPH in phone.locator("body").inner_text()
+        assert page.locator("#approve").count() == 0 and page.locator("#cancel").count() == 0
     finally:
         page.close()

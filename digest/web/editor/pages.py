@@ -182,9 +182,13 @@ class Desk:
                            tiers=list(self.app.config.tiers))
 
     async def next_edition(self, request: Request, session_id: str) -> Response:
+        from digest.desk import next_issue_date
+
         slug = request.path_params["slug"]
-        return await self._edition(request, session_id, slug,
-                                   _issue_date(request.query_params.get("date")))
+        given = request.query_params.get("date")
+        issue_date = (_issue_date(given) if given
+                      else await run_in_threadpool(next_issue_date, self.app, slug))
+        return await self._edition(request, session_id, slug, issue_date)
 
     async def edition(self, request: Request, session_id: str) -> Response:
         from digest.jobs import edition_label
