@@ -72,21 +72,29 @@ def links(message: OutgoingMessage) -> list[Link]:
     return list(seen.values())
 
 
-def hidden_paragraphs(post: Post) -> list[str]:
-    """The paragraphs of a story past its teaser (its first paragraph with text)."""
+def paragraphs(post: Post) -> list[str]:
+    """The text of each paragraph of a story, in order (nested blocks count once)."""
     try:
         root = lxml.html.fragment_fromstring(post.body_html or "", create_parent="div")
     except (lxml.etree.ParserError, ValueError):
         return []
     texts = [_normal(element.text_content()) for element in root.iter(*_BLOCKS)
              if not any(ancestor.tag in _BLOCKS for ancestor in element.iterancestors())]
-    texts = [text for text in texts if text]
-    return texts[1:]
+    return [text for text in texts if text]
 
 
-def paywall_leaks(message: OutgoingMessage, teaser_posts: Sequence[Post]) -> list[Leak]:
+def hidden_paragraphs(post: Post) -> list[str]:
+    """The paragraphs of a story past its teaser (its first paragraph with text)."""
+    return paragraphs(post)[1:]
+
+
+def paywall_leaks(message: OutgoingMessage, teaser_posts: Sequence[Post],
+                  full_posts: Sequence[Post] = ()) -> list[Leak]:
     """Where a teaser variant shows a paragraph it must not: in the HTML, the text part, the
-    preheader or the subject. ``teaser_posts``: the posts this variant shows as teasers."""
+    preheader or the subject. ``teaser_posts``: the posts this variant shows as teasers;
+    ``full_posts``: those it shows in full (public ones). A hidden paragraph that the variant
+    may show anyway — a teaser's own first paragraph repeated, boilerplate also in a public
+    story — is not a leak."""
     root = _root(message.html)
     places = {
         "HTML": _normal(root.text_content()) if root is not None else "",
@@ -94,9 +102,13 @@ def paywall_leaks(message: OutgoingMessage, teaser_posts: Sequence[Post]) -> lis
         "preheader": preheader(message),
         "subject": _normal(message.subject),
     }
+    allowed = {text for post in full_posts for text in paragraphs(post)}
+    allowed |= {paragraphs(post)[0] for post in teaser_posts if paragraphs(post)}
     leaks = []
     for post in teaser_posts:
         for paragraph in hidden_paragraphs(post):
+            if any(paragraph in shown for shown in allowed):
+                continue
             # The whole paragraph, or its opening words (a link in it changes the text part).
             probes = {paragraph, paragraph[:60]} if len(paragraph) >= 24 else {paragraph}
             for where, text in places.items():

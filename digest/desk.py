@@ -150,8 +150,8 @@ def edition_page(app: App, list_slug: str, issue_date: date, *, tier: str | None
 def _check(source, access, tier: str, recipient, who: str) -> VariantCheck:  # noqa: ANN001
     message = source.messages.build(source.edition_id, tier, recipient)
     mode = access.mode_of(tier)
-    teasers = [p for p in source.content.posts
-               if mode != FULL and not access.is_public(p)]
+    teasers = [p for p in source.content.posts if not access.is_public(p)]
+    public = [p for p in source.content.posts if access.is_public(p)]
     return VariantCheck(tier, who, mode, message, html_bytes(message), links(message),
                         preheader(message),
-                        paywall_leaks(message, teasers) if mode != FULL else None)
+                        paywall_leaks(message, teasers, public) if mode != FULL else None)
