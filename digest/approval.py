@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 # Before anything is enqueued an edition may still change: stories, subject, cancellation.
 CHANGEABLE = frozenset({EditionStatus.PLANNED, EditionStatus.AWAITING})
-# Approved editions whose send time has not come may still be cancelled (nothing went yet).
-CANCELLABLE = frozenset({*CHANGEABLE, EditionStatus.APPROVED})
+# An approved edition whose send time has not come (enqueued, so "sending", every delivery
+# still pending) may still be cancelled: cancel() checks that nothing has gone.
+CANCELLABLE = frozenset({*CHANGEABLE, EditionStatus.APPROVED, EditionStatus.SENDING})
 
 
 def send_time_of(mailing_list: MailingList, issue_date: date) -> datetime | None:

@@ -16,7 +16,7 @@ from digest.approval import CANCELLABLE, CHANGEABLE
 from digest.archive import EditionSummary, edition_detail, list_editions
 from digest.checks import (GMAIL_CLIP_BYTES, Leak, Link, html_bytes, links, paywall_leaks,
                            preheader)
-from digest.models import Post
+from digest.models import EditionStatus, Post
 from digest.outbound import OutgoingMessage
 from digest.preview import preview_recipient, preview_source
 from digest.render import FULL, TEASER
@@ -62,7 +62,7 @@ def next_issue_date(app: App, list_slug: str, today: date | None = None) -> date
     mailing_list = app.lists.get(list_slug)
     with Session(app.engine) as session:
         edition = find_edition(session, mailing_list.id, today)
-    if edition is None or edition.status in CANCELLABLE:
+    if edition is None or edition.status in (*CHANGEABLE, EditionStatus.APPROVED):
         return today
     return today + timedelta(days=1)
 
@@ -113,8 +113,9 @@ class EditionPage:
 
     @property
     def cancellable(self) -> bool:
-        return (self.summary is not None and self.summary.status in CANCELLABLE
-                and not (self.summary.count("sent") or self.summary.count("failed")))
+        summary = self.summary
+        return (summary is not None and summary.status in CANCELLABLE
+                and sum(summary.counts.values()) == summary.count("pending"))
 
     @property
     def paywall_ok(self) -> bool:

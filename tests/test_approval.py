@@ -85,6 +85,9 @@ def test_an_edition_approved_before_its_time_waits_for_it(desk, smtp_server, dig
                                                (send_at - timedelta(hours=1)).replace(tzinfo=UTC)}
     assert digest(config, "worker").exit_code == 0
     assert smtp_server.received == []                        # not before its time
+    # Until then it may still be cancelled: its deliveries never go.
+    assert digest(config, "editions", "cancel", str(edition.id)).exit_code == 0
+    assert {d.status for d in deliveries(app)} == {"skipped"}
 
 
 def test_cancel_keeps_the_edition_and_the_next_one_takes_its_posts(desk, smtp_server, digest):

@@ -76,8 +76,14 @@ def approve(ctx: typer.Context, edition_id: IdArgument) -> None:
     from digest.jobs import approve_and_send
     from digest.progress import delivery_progress
 
+    from digest.approval import CHANGEABLE
+    from digest.jobs import edition_label
+
     application = ready_app(ctx)
-    out.print(f"Approved edition #{edition_id}.", markup=False)
+    edition, slug = edition_label(application, edition_id)
+    if edition.status in CHANGEABLE:
+        out.print(f"Approved edition #{edition_id} for {slug} {edition.issue_date}.",
+                  markup=False)
     with delivery_progress(err) as progress:
         report = approve_and_send(application, edition_id, progress=progress)
     print_send(application, report)
