@@ -18,10 +18,12 @@ from digest.checks import (GMAIL_CLIP_BYTES, Leak, Link, html_bytes, links, payw
                            preheader)
 from digest.models import EditionStatus, Post
 from digest.outbound import OutgoingMessage
-from digest.preview import preview_recipient, preview_source
+from digest.message import Recipient
+from digest.preview import PreviewSource, preview_recipient, preview_source
 from digest.render import FULL, TEASER
 from digest.schedule import describe_schedule
 from subscribers.lists import tiers_by_list
+from digest.variants import AccessRules
 from subscribers.models import MailingList
 
 
@@ -148,7 +150,8 @@ def edition_page(app: App, list_slug: str, issue_date: date, *, tier: str | None
                        summary, rows, variants, shown, tiers)
 
 
-def _check(source, access, tier: str, recipient, who: str) -> VariantCheck:  # noqa: ANN001
+def _check(source: PreviewSource, access: AccessRules, tier: str, recipient: Recipient,
+           who: str) -> VariantCheck:
     message = source.messages.build(source.edition_id, tier, recipient)
     mode = access.mode_of(tier)
     teasers = [p for p in source.content.posts if not access.is_public(p)]
