@@ -264,3 +264,25 @@ def test_the_archive_shows_past_editions_per_tier(browser, desk, smtp_server):
         assert page.locator("#approve").count() == 0 and page.locator("#cancel").count() == 0
     finally:
         page.close()
+
+
+def test_the_digest_of_a_named_subscriber_and_an_unknown_one(browser, desk):
+    app, server = desk
+    edition_id = held_edition(app)
+    page = sign_in(browser, server)
+    try:
+        page.goto(f"{server.url}/editor/editions/{edition_id}")
+        page.fill("#as-subscriber", "jonas@example.org")
+        page.click("text=Show")
+        assert "jonas@example.org (tier client)" in page.inner_text("#h-preview")
+        phone = page.frame_locator(".frame.phone iframe")
+        assert "Good morning Jonas" in phone.locator("body").inner_text()
+        assert SECRET_PARAGRAPH in phone.locator("body").inner_text()
+        response = page.goto(f"{server.url}/editor/editions/{edition_id}"
+                             "?subscriber=nobody%40example.org")
+        assert response.status == 404 and "nobody@example.org" in page.inner_text(".problem")
+        response = page.goto(f"{server.url}/editor/editions/{edition_id}"
+                             "?subscriber=%3Cb%3Ebold")
+        assert response.status == 400 and "<b>bold" in page.inner_text(".problem")  # as text
+    finally:
+        page.close()
