@@ -134,3 +134,12 @@ def change_subject(engine: Engine, edition_id: int, subject: str) -> str:
         session.add(edition)
     log.info("subject edition=%d", edition_id)
     return clean
+
+
+def approved_not_enqueued(engine: Engine) -> list[int]:
+    """Editions approved whose deliveries were never enqueued (the process that approved
+    them stopped first): the scheduler's tick sends them."""
+    with Session(engine) as session:
+        return list(session.scalars(select(Edition.id).where(
+            Edition.status == EditionStatus.APPROVED, Edition.enqueued_at.is_(None))
+            .order_by(Edition.id)))

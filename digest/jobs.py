@@ -113,13 +113,14 @@ def send_edition(app: App, list_slug: str, issue_date: date, *,
 
 def approve_and_send(app: App, edition_id: int, *,
                      progress: ProgressListener | None = None,
-                     now: datetime | None = None) -> SendReport:
+                     now: datetime | None = None,
+                     stop: threading.Event | None = None) -> SendReport:
     """Approve an edition, then send it: at once if its send time has passed, else its
     deliveries wait for that time (the scheduler's tick or `digest worker` sends them)."""
     edition = approve(app.engine, edition_id, now=now)
     with Session(app.engine) as session:
         slug = session.get(MailingList, edition.list_id).slug   # type: ignore[union-attr]
-    return send_edition(app, slug, edition.issue_date, progress=progress, now=now)
+    return send_edition(app, slug, edition.issue_date, progress=progress, now=now, stop=stop)
 
 
 def edition_label(app: App, edition_id: int) -> tuple[Edition, str]:

@@ -32,7 +32,8 @@ from digest.alerts import Alerts
 from digest.app import App
 from digest.db import session_scope
 from digest.deliver import DeliveryStats
-from digest.jobs import collect_all, send_edition, work
+from digest.approval import approved_not_enqueued
+from digest.jobs import approve_and_send, collect_all, send_edition, work
 from digest.models import EditionStatus, RunStatus, ScheduleRun, SourceState
 from digest.schedule import ListSchedule, Slot, parse_zones
 from digest.timeutil import utcnow
@@ -287,7 +288,15 @@ class MorningRunner:
     # -- retries and later deliveries ------------------------------------------------------
 
     def drain(self) -> DeliveryStats:
-        """Send what has come due: retries, and per-subscriber-time deliveries."""
+        """Send what has come due: retries, per-subscriber-time deliveries, and approved
+        editions whose approver stopped before enqueueing them."""
+        for edition_id in approved_not_enqueued(self.app.engine):
+            if self.stop.is_set():
+                break
+            try:
+                approve_and_send(self.app, edition_id, stop=self.stop)
+            except Exception:  # one broken edition must not stop the tick for the others
+                log.exception("schedule edition=%d status=failed", edition_id)
         return work(self.app, stop=self.stop)
 
 

@@ -187,3 +187,14 @@ def test_approved_early_it_goes_at_the_send_time_through_the_scheduler(desk, smt
         assert outcome.status == "done", outcome
     assert sorted(m.rcpt_tos[0] for m in smtp_server.received) == ["ana@example.org",
                                                                    "jonas@example.org"]
+
+
+def test_an_approval_cut_short_before_enqueueing_is_sent_by_the_next_tick(desk, smtp_server):
+    from digest.approval import approve
+    config, app = desk
+    held = send_edition(app, "morning", date.today())
+    approve(app.engine, held.edition_id)          # and the desk's process died right here
+    assert deliveries(app) == []
+    MorningRunner(app).drain()
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.received) == ["ana@example.org",
+                                                                   "jonas@example.org"]
