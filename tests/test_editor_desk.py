@@ -201,7 +201,7 @@ def test_a_cancelled_edition_gives_its_posts_to_the_next(browser, desk, smtp_ser
         page.goto(f"{server.url}/editor/lists")
         page.click("text=Next edition")
         assert "draft" in page.inner_text("#edition-status")
-        posts = page.inner_text("table")
+        posts = page.inner_text("#stories")
         for title in ("Storm warning for Wednesday", "Council weighs a ferry levy",
                       "Lighthouse keeper retires"):
             assert title in posts
@@ -219,7 +219,7 @@ def test_dropping_a_story_takes_it_out_of_the_edition(browser, desk):
         page.goto(f"{server.url}/editor/editions/{edition_id}")
         page.click("button[aria-label='Drop Storm warning for Wednesday']")
         page.wait_for_selector("text=The story was taken out")
-        assert "Storm warning" not in page.inner_text("table")
+        assert "Storm warning" not in page.inner_text("#stories")
         phone = page.frame_locator(".frame.phone iframe")
         assert "Storm warning" not in phone.locator("body").inner_text()
     finally:
