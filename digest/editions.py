@@ -161,18 +161,22 @@ def enqueue(engine: Engine, edition: Edition) -> int:
         mailing_list = session.get(MailingList, edition.list_id)
         schedule = ListSchedule.of(mailing_list)
         dialect = engine.dialect.name
+
+        def recipients() -> Select:
+            # Readers who paused over the issue date are left out, as are pending sign-ups.
+            return active_recipients(edition.list_id, edition.issue_date)
+
         if schedule is not None and schedule.per_subscriber_time:
             zones = session.scalars(select(Subscriber.time_zone).distinct().where(
-                Subscriber.id.in_(active_recipients(edition.list_id).scalar_subquery()))).all()
+                Subscriber.id.in_(recipients().scalar_subquery()))).all()
             for zone in zones:
                 at = local_instant(edition.issue_date, schedule.send_time,
                                    _zone_or(zone, schedule.zone))
                 session.execute(_insert_deliveries(
-                    dialect, edition, active_recipients(edition.list_id)
+                    dialect, edition, recipients()
                     .where(Subscriber.time_zone == zone), not_before=at))
         else:
-            session.execute(_insert_deliveries(dialect, edition,
-                                               active_recipients(edition.list_id)))
+            session.execute(_insert_deliveries(dialect, edition, recipients()))
         # rowcount of INSERT … SELECT is not reported by every driver; count the rows instead.
         count = session.scalar(select(func.count()).select_from(Delivery)
                                .where(Delivery.edition_id == edition.id)) or 0
