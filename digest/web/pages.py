@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 # Security headers for every reader page: no framing (clickjacking on the buttons), no
-# referrer (the token is in the URL), no caching of a page that shows an address.
-HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+# referrer to other sites (the token is in the URL; "no-referrer" would make browsers send
+# "Origin: null" on our own forms), no caching of a page that shows an address.
+HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin",
            "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}
