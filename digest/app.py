@@ -195,7 +195,7 @@ class App:
                 "unsubscribe_mailto": delivery.unsubscribe_mailto,
                 "greeting_fallback": self.config.editions.greeting_fallback,
             },
-            unsubscribe_url=self.unsubscribe_url)
+            unsubscribe_url=self.unsubscribe_url, preferences_url=self.preferences_url)
 
     # -- delivery ------------------------------------------------------------------------
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from support.builders import an_entry, stored_posts
-from support.readers import a_reader_site
+from support.readers import a_reader_site, link_in
 
 from digest.jobs import send_edition
 from digest.timeutil import utcnow
@@ -130,3 +131,22 @@ def test_changes_from_another_site_are_refused(site):
                         headers={"Origin": "https://evil.example"})
     assert answer.status_code == 403
     assert site.status_of("ana@example.org") == {"morning": "active"}
+
+
+def test_a_digest_template_can_link_each_reader_to_their_preferences(tmp_path, database_url,
+                                                                      smtp_server):
+    overrides = tmp_path / "templates" / "email"
+    overrides.mkdir(parents=True)
+    builtin = (Path(__file__).resolve().parent.parent / "templates" / "email" / "digest.txt.j2")
+    (overrides / "digest.txt.j2").write_text(
+        builtin.read_text(encoding="utf-8") + "Preferences: {{ links.preferences_url }}\n",
+        encoding="utf-8")
+    with a_reader_site(tmp_path, database_url, smtp_server.port,
+                       templates={"dir": str(tmp_path / "templates")}) as site:
+        site.app.subscribers.add("ana@example.org", list_slug="morning")
+        site.app.subscribers.add("bo@example.org", list_slug="morning")
+        stored_posts(site.app.engine, an_entry(title="A story"))
+        assert send_edition(site.app, "morning", utcnow().date()).stats.sent == 2
+        for received in smtp_server.received:
+            page = httpx.get(link_in(received, "/preferences/"))
+            assert page.status_code == 200 and received.rcpt_tos[0] in page.text
