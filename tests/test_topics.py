@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from digest.app import App
-from digest.jobs import send_edition
+from digest.jobs import dry_run, send_edition
 from digest.models import Delivery
 from subscribers.models import Subscriber
 from subscribers.topics import canonical_topics, matches
@@ -79,3 +79,14 @@ def test_a_post_matches_when_one_category_is_followed_without_regard_to_case():
     assert matches(["Politics", "ai"], "AI;Sport")
     assert not matches(["Free"], "AI")
     assert matches(["anything"], "")            # no topics: every post
+
+
+def test_a_dry_run_counts_readers_per_variant_with_their_topics(app):
+    stored_posts(app.engine, an_entry(title="Robots learn to sail", categories=("AI",)),
+                 an_entry(title="Council weighs a ferry levy", categories=("Government",)))
+    for email, topics in (("ann@example.org", "AI"), ("ava@example.org", "ai"),
+                          ("bob@example.org", None), ("sam@example.org", "Sport")):
+        app.subscribers.add(email, list_slug="morning", topics=topics)
+    report = dry_run(app, "morning", date(2026, 11, 25))
+    assert [(v.key, v.recipients, v.full + v.teasers) for v in report.variants] == [
+        ("teaser", 1, 2), ("teaser|ai", 2, 1), ("teaser|sport", 1, 0)]
