@@ -17,7 +17,7 @@ from typing import IO
 
 from digest.errors import InputError
 from digest.schedule import parse_zone
-from subscribers.models import ACTIVE, UNSUBSCRIBED
+from subscribers.models import ACTIVE, PENDING, UNSUBSCRIBED
 from subscribers.topics import canonical_topics
 from subscribers.validation import check_tier, clean_name, normalise_email
 
@@ -74,6 +74,9 @@ def read_import(path: Path, report: ImportReport, *, tiers: Sequence[str],
             topics = (canonical_topics(csv_unsafe(row["topics"]))
                       if row.get("topics") is not None else None)
             status = (row.get("status") or "").strip().lower()
+            if status == PENDING:
+                raise InputError(f"{address} never confirmed their sign-up (status pending); "
+                                 "not imported, so that nobody is mailed without consent")
             if status not in ("", ACTIVE, UNSUBSCRIBED):
                 raise InputError(f"unknown status {status!r}; the status column may say "
                                  f"{ACTIVE} or {UNSUBSCRIBED}")

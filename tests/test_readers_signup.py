@@ -157,6 +157,19 @@ def test_one_confirmation_per_address_per_resend_window(tmp_path, database_url, 
                 later.send_confirmation) == (True, False, True)
 
 
+def test_show_and_list_say_who_is_pending_and_paused(site, digest):
+    site.app.self_service.sign_up("ana@example.org", ["evening"])
+    site.app.subscribers.add("bo@example.org", list_slug="morning", topics="AI,Government")
+    site.app.self_service.pause(site.app.subscribers.get_subscriber("bo@example.org").id,
+                                utcnow().date() + timedelta(days=3), today=utcnow().date())
+    shown = digest(site.config_path, "subscribers", "show", "bo@example.org")
+    assert "topics: AI, Government" in shown.output and "PAUSED" in shown.output
+    pending = digest(site.config_path, "subscribers", "list", "--status", "pending")
+    assert "ana@example.org" in pending.output and "bo@example.org" not in pending.output
+    wrong = digest(site.config_path, "subscribers", "list", "--status", "waiting")
+    assert wrong.exit_code == 2 and "unknown status 'waiting'" in wrong.output
+
+
 def test_unconfirmed_sign_ups_expire(site):
     site.app.self_service.sign_up("ana@example.org", ["morning"])
     site.app.subscribers.add("bo@example.org", list_slug="morning")
@@ -172,3 +185,26 @@ def test_a_suppressed_address_is_never_mailed_but_gets_the_same_page(site, smtp_
     assert answer.status_code == 200 and "Check your inbox" in answer.text
     time.sleep(0.3)
     assert smtp_server.received == []
+
+
+def test_an_erased_reader_may_sign_up_again_themselves(site, smtp_server, tmp_path):
+    site.app.subscribers.add("ana@example.org", list_slug="morning")
+    site.app.subscribers.remove("ana@example.org")
+    sign_up(site, "ana@example.org")
+    httpx.post(link_in(smtp_server.wait_for(1)[0], "/confirm/"))   # their consent
+    assert site.status_of("ana@example.org") == {"morning": "active"}
+    assert site.app.suppressions.list() == []                       # the hash is lifted
+
+
+def test_an_exported_pending_sign_up_is_not_imported_as_a_subscriber(site, tmp_path, digest):
+    site.app.self_service.sign_up("ana@example.org", ["morning"])
+    site.app.subscribers.add("bo@example.org", list_slug="morning", topics="AI")
+    exported = tmp_path / "export.csv"
+    with exported.open("w", encoding="utf-8", newline="") as out:
+        site.app.subscribers.export_csv("morning", out)
+    site.app.lists.create("copy", "Copy")
+    result = digest(site.config_path, "subscribers", "import", str(exported), "--list", "copy")
+    assert result.exit_code == 2
+    assert "never confirmed their sign-up" in result.output
+    assert {row.email: row.topics for row in site.app.subscribers.rows("copy")} == {
+        "bo@example.org": "AI"}
