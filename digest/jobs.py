@@ -24,7 +24,7 @@ from digest.models import Delivery, DeliveryStatus, Edition
 from digest.timeutil import utcnow
 from digest.variants import EditionContent
 from subscribers.models import Subscriber
-from subscribers.service import active_recipients
+from subscribers.service import active_recipients, expire_pending
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,9 @@ def send_edition(app: App, list_slug: str, issue_date: date, *,
                  stop: threading.Event | None = None) -> SendReport:
     """Plan the list's edition for ``issue_date`` (if new posts), enqueue and deliver it."""
     mailing_list = app.lists.get(list_slug)
+    # Housekeeping once a morning: sign-ups never confirmed are forgotten (the sign-up page
+    # sweeps too; a list nobody signs up to still gets its daily sweep here).
+    expire_pending(app.engine, app.config.subscribers.confirm_days)
     report = SendReport(list_slug, issue_date)
     plan = plan_edition(app.engine, mailing_list, issue_date, settings=app.config.editions,
                         site_name=app.config.site.name, now=now)
