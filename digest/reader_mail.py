@@ -39,9 +39,11 @@ class ReaderMail:
         self.sender = sender
         self.site = site
 
-    def send_confirmation(self, *, to: str, name: str, confirm_url: str,
-                          list_names: Sequence[str], valid_days: int) -> bool:
-        return self._send("confirm", to, name,
+    def send_confirmation(self, *, to: str, confirm_url: str, list_names: Sequence[str],
+                          valid_days: int) -> bool:
+        # No name, in the To header or the text: before the address is confirmed, the name is
+        # whatever a stranger typed, and would carry their words into someone else's inbox.
+        return self._send("confirm", to, "",
                           subject=f"Confirm your subscription to {self.site.name}",
                           values={"confirm_url": confirm_url, "lists": list(list_names),
                                   "valid_days": valid_days})

@@ -208,3 +208,11 @@ def test_an_exported_pending_sign_up_is_not_imported_as_a_subscriber(site, tmp_p
     assert "never confirmed their sign-up" in result.output
     assert {row.email: row.topics for row in site.app.subscribers.rows("copy")} == {
         "bo@example.org": "AI"}
+
+
+def test_the_confirmation_carries_no_words_of_the_stranger_who_typed_the_address(site,
+                                                                                 smtp_server):
+    sign_up(site, "victim@example.org", name="Win a prize at evil.example")
+    message = smtp_server.wait_for(1)[0].message
+    assert str(message["To"]) == "victim@example.org"
+    assert "evil.example" not in message.as_string()

@@ -89,7 +89,7 @@ class SubscribePage:
         task = None
         if signup.send_confirmation and signup.subscriber_id is not None:
             task = BackgroundTask(self._send_confirmation, signup.subscriber_id, signup.email,
-                                  signup.name, signup.list_names)
+                                  signup.list_names)
         log.info("subscribe accepted confirmation=%s", signup.send_confirmation)
         response = self._page(headers=cors, state="sent")
         response.background = task
@@ -101,10 +101,10 @@ class SubscribePage:
         return self._page(400, lists=[(m.slug, m.name) for m, _a, _g in lists],
                           topics=topics[:30], error=error, **values)
 
-    def _send_confirmation(self, subscriber_id: int, email: str, name: str,
+    def _send_confirmation(self, subscriber_id: int, email: str,
                            list_names: tuple[str, ...]) -> None:
         self.app.reader_mail.send_confirmation(
-            to=email, name=name, confirm_url=self.app.confirm_url(subscriber_id),
+            to=email, confirm_url=self.app.confirm_url(subscriber_id),
             list_names=list_names, valid_days=self.app.config.subscribers.confirm_days)
 
     def _expire_now_and_then(self) -> None:
