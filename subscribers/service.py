@@ -227,7 +227,7 @@ class SubscriberService:
         subscriber = self.get_subscriber(email)
         with session_scope(self.engine) as session:
             condition = and_(Subscription.subscriber_id == subscriber.id,
-                             Subscription.status == ACTIVE)
+                             Subscription.status.in_([ACTIVE, PENDING]))
             if list_slug is not None:
                 condition = and_(condition,
                                  Subscription.list_id == self.lists.get(list_slug, session).id)

@@ -170,6 +170,13 @@ def test_show_and_list_say_who_is_pending_and_paused(site, digest):
     assert wrong.exit_code == 2 and "unknown status 'waiting'" in wrong.output
 
 
+def test_an_admin_can_unsubscribe_a_pending_sign_up(site, smtp_server):
+    signup = site.app.self_service.sign_up("ana@example.org", ["morning"])
+    assert site.app.subscribers.unsubscribe("ana@example.org") == 1
+    assert site.app.self_service.confirm(signup.subscriber_id) == []
+    assert site.status_of("ana@example.org") == {"morning": "unsubscribed"}
+
+
 def test_unconfirmed_sign_ups_expire(site):
     site.app.self_service.sign_up("ana@example.org", ["morning"])
     site.app.subscribers.add("bo@example.org", list_slug="morning")
