@@ -18,13 +18,13 @@ from digest.checks import (GMAIL_CLIP_BYTES, Leak, Link, html_bytes, links, payw
                            preheader)
 from digest.models import EditionStatus, Post
 from digest.outbound import OutgoingMessage
-from digest.message import Recipient
-from digest.preview import PreviewSource, preview_recipient, preview_source
+from digest.preview import PreviewReader, PreviewSource, preview_recipient, preview_source
 from digest.render import FULL, TEASER
 from digest.schedule import describe_schedule
 from subscribers.lists import tiers_by_list
 from digest.variants import AccessRules
 from subscribers.models import MailingList
+from subscribers.topics import matches
 
 
 @dataclass(frozen=True)
@@ -132,13 +132,11 @@ def edition_page(app: App, list_slug: str, issue_date: date, *, tier: str | None
     access = app.access
     tiers = list(app.config.tiers)
     posts = list(source.content.posts)
-    variants = [_check(source, access, t, *preview_recipient(app, tier=t,
-                                                             subscriber_email=None)[1:])
+    variants = [_check(source, access, preview_recipient(app, tier=t, subscriber_email=None))
                 for t in tiers]
     if subscriber_email:
-        person_tier, recipient, who = preview_recipient(app, tier=None,
-                                                        subscriber_email=subscriber_email)
-        shown = _check(source, access, person_tier, recipient, who)
+        shown = _check(source, access, preview_recipient(app, tier=None,
+                                                         subscriber_email=subscriber_email))
     else:
         chosen = tier if tier in tiers else tiers[0]
         shown = variants[tiers.index(chosen)]
@@ -150,12 +148,14 @@ def edition_page(app: App, list_slug: str, issue_date: date, *, tier: str | None
                        summary, rows, variants, shown, tiers)
 
 
-def _check(source: PreviewSource, access: AccessRules, tier: str, recipient: Recipient,
-           who: str) -> VariantCheck:
-    message = source.messages.build(source.edition_id, tier, recipient)
-    mode = access.mode_of(tier)
-    teasers = [p for p in source.content.posts if not access.is_public(p)]
-    public = [p for p in source.content.posts if access.is_public(p)]
-    return VariantCheck(tier, who, mode, message, html_bytes(message), links(message),
+def _check(source: PreviewSource, access: AccessRules, reader: PreviewReader) -> VariantCheck:
+    message = source.messages.build(source.edition_id, reader.tier, reader.recipient,
+                                    reader.topics)
+    mode = access.mode_of(reader.tier)
+    shown = [p for p in source.content.posts if matches(p.categories, reader.topics)]
+    teasers = [p for p in shown if not access.is_public(p)]
+    public = [p for p in shown if access.is_public(p)]
+    return VariantCheck(reader.tier, reader.who, mode, message, html_bytes(message),
+                        links(message),
                         preheader(message),
                         paywall_leaks(message, teasers, public) if mode != FULL else None)

@@ -79,39 +79,51 @@ def preview_source(app: App, list_slug: str, issue_date: date, *,
     return PreviewSource(content, what, messages)
 
 
+@dataclass(frozen=True)
+class PreviewReader:
+    """Who a preview is for: an example reader of a tier, or a named subscriber (with their
+    topics, which choose the posts they see)."""
+
+    tier: str
+    recipient: Recipient
+    who: str
+    topics: str = ""
+
+
 def preview_recipient(app: App, *, tier: str | None, subscriber_email: str | None,
-                      to: str | None = None) -> tuple[str, Recipient, str]:
-    """(tier, recipient, who): an example reader of ``tier``, or a named subscriber — sent
-    to ``to`` when given, and with subscriber id 0 then, so that no link in a test send
-    acts on the real reader."""
+                      to: str | None = None) -> PreviewReader:
+    """An example reader of ``tier``, or a named subscriber — sent to ``to`` when given, and
+    with subscriber id 0 then, so that no link in a test send acts on the real reader."""
     if (tier is None) == (subscriber_email is None):
         raise InputError("give exactly one of --tier or --subscriber")
     if subscriber_email is not None:
         person = app.subscribers.get_subscriber(subscriber_email)
         subscriber_id = 0 if to else (person.id or 0)
-        return (person.tier, Recipient(0, subscriber_id, to or person.email, person.name),
-                f"{person.email} (tier {person.tier})")
+        return PreviewReader(person.tier,
+                             Recipient(0, subscriber_id, to or person.email, person.name),
+                             f"{person.email} (tier {person.tier})", person.topics or "")
     tier = check_tier(tier or "", list(app.config.tiers))
-    return (tier, Recipient(0, 0, to or EXAMPLE_EMAIL, EXAMPLE_NAME),
-            f"an example {tier} subscriber")
+    return PreviewReader(tier, Recipient(0, 0, to or EXAMPLE_EMAIL, EXAMPLE_NAME),
+                         f"an example {tier} subscriber")
 
 
 def render_preview(app: App, list_slug: str, issue_date: date, *, tier: str | None = None,
                    subscriber_email: str | None = None) -> Preview:
-    tier, recipient, who = preview_recipient(app, tier=tier, subscriber_email=subscriber_email)
+    reader = preview_recipient(app, tier=tier, subscriber_email=subscriber_email)
     source = preview_source(app, list_slug, issue_date)
-    message = source.messages.build(source.edition_id, tier, recipient)
-    return Preview(message, f"{source.what} of {list_slug} as {who}")
+    message = source.messages.build(source.edition_id, reader.tier, reader.recipient,
+                                    reader.topics)
+    return Preview(message, f"{source.what} of {list_slug} as {reader.who}")
 
 
 def send_test(app: App, list_slug: str, issue_date: date, *, to: str,
               tier: str | None = None, subscriber_email: str | None = None) -> Preview:
     """Send the digest to ``to`` through the configured transport, subject ``[TEST] …``."""
     address, _key = normalise_email(to)
-    tier, recipient, who = preview_recipient(app, tier=tier, subscriber_email=subscriber_email,
-                                             to=address)
+    reader = preview_recipient(app, tier=tier, subscriber_email=subscriber_email, to=address)
     source = preview_source(app, list_slug, issue_date, subject_prefix=TEST_PREFIX)
-    message = source.messages.build(source.edition_id, tier, recipient)
+    message = source.messages.build(source.edition_id, reader.tier, reader.recipient,
+                                    reader.topics)
     transport = app.transport()
     try:
         results = transport.send([message])
@@ -121,5 +133,6 @@ def send_test(app: App, list_slug: str, issue_date: date, *, to: str,
     if result is None or result.outcome != Outcome.SENT:
         raise TransportError(f"the test message to {address} was not accepted: "
                              f"{result.error if result else 'no result'}", retry=False)
-    log.info("test list=%s edition=%s tier=%s", list_slug, source.edition_id or "draft", tier)
-    return Preview(message, f"{source.what} of {list_slug} as {who}, sent to {address}")
+    log.info("test list=%s edition=%s tier=%s", list_slug, source.edition_id or "draft",
+             reader.tier)
+    return Preview(message, f"{source.what} of {list_slug} as {reader.who}, sent to {address}")

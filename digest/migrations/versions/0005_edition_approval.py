@@ -2,7 +2,7 @@
 cancellation
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-04 18:35:00
 """
 from alembic import op
@@ -11,7 +11,7 @@ import digest.timeutil
 
 
 revision = '0005'
-down_revision = '0004'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

@@ -5,7 +5,8 @@ exist (every /editor/ URL is 404). A session is a cookie signed with the web sec
 (itsdangerous), HttpOnly, SameSite=Strict, expiring after ``SESSION_HOURS``; it names the
 password it was opened with (a fingerprint), so changing the password ends every session. Every
 POST carries a CSRF token derived from the session (or, for the login form, from a cookie of its
-own) and compared in constant time. Failed logins are limited per client address.
+own) and compared in constant time. Login attempts are limited per client address (the
+sliding window of :mod:`digest.web.client_limit`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -27,8 +25,8 @@ from digest.config import SCRYPT_HASH, WebConfig
 SESSION_COOKIE = "digest_editor"
 LOGIN_COOKIE = "digest_editor_login"
 SESSION_HOURS = 12
-# Failed logins allowed per client address in the window; then 429 until the window moves on.
-LOGIN_ATTEMPTS = 5
+# Login attempts allowed per client address in the window; then 429 until the window moves on.
+LOGIN_ATTEMPTS = 10
 LOGIN_WINDOW_SECONDS = 300.0
 
 
@@ -118,37 +116,3 @@ class Sessions:
 
     def csrf_ok(self, session_id: str, given: str) -> bool:
         return bool(given) and hmac.compare_digest(self.csrf_token(session_id), given)
-
-
-@dataclass
-class LoginLimiter:
-    """At most ``attempts`` failed logins per client address in a sliding window."""
-
-    attempts: int = LOGIN_ATTEMPTS
-    window: float = LOGIN_WINDOW_SECONDS
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def retry_after(self, client: str, now: float | None = None) -> float:
-        """Seconds until ``client`` may try again; 0 when it may now."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            failures = self._failures.get(client)
-            if not failures:
-                return 0.0
-            while failures and failures[0] <= now - self.window:
-                failures.popleft()
-            if len(failures) < self.attempts:
-                return 0.0
-            return failures[0] + self.window - now
-
-    def failed(self, client: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            if len(self._failures) > 10_000:         # a flood of addresses: forget the old
-                self._failures.clear()
-            self._failures.setdefault(client, deque()).append(now)
-
-    def succeeded(self, client: str) -> None:
-        with self._lock:
-            self._failures.pop(client, None)

@@ -24,8 +24,9 @@ from starlette.routing import Route
 from digest.app import App
 from digest.errors import DigestError, InputError, NotFoundError
 from digest.web.body import read_limited
-from digest.web.editor.auth import (LOGIN_COOKIE, SESSION_COOKIE, SESSION_HOURS, LoginLimiter,
-                                    Password, Sessions)
+from digest.web.client_limit import ClientLimit
+from digest.web.editor.auth import (LOGIN_ATTEMPTS, LOGIN_COOKIE, LOGIN_WINDOW_SECONDS,
+                                    SESSION_COOKIE, SESSION_HOURS, Password, Sessions)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Desk:
     def __init__(self, app: App, password: Password) -> None:
         self.app = app
         self.sessions = Sessions(app.secret_key, password)
-        self.limiter = LoginLimiter()
+        self.login_limit = ClientLimit(LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS)
         self.password = password
 
     # -- responses -------------------------------------------------------------------------
@@ -133,7 +134,7 @@ class Desk:
 
     async def login(self, request: Request) -> Response:
         client = request.client.host if request.client else "?"
-        wait = self.limiter.retry_after(client)
+        wait = self.login_limit.allow(client)
         if wait:
             log.warning("editor login=limited client=%s", client)
             return PlainTextResponse("Too many failed logins; try again later.",
@@ -147,10 +148,8 @@ class Desk:
                                "nothing was changed.", hint="reload the login page")
         ok = await run_in_threadpool(self.password.matches, form.get("password", ""))
         if not ok:
-            self.limiter.failed(client)
             log.warning("editor login=failed client=%s", client)
             return self.render(request, "login", 401, login_token=token, failed=True)
-        self.limiter.succeeded(client)
         cookie, _session_id = self.sessions.new()
         response = RedirectResponse("/editor/lists", status_code=303)
         self._cookie(request, response, SESSION_COOKIE, cookie, max_age=SESSION_HOURS * 3600)
