@@ -54,7 +54,8 @@ def collect_one(engine: Engine, source: Source) -> SourceReport:
     try:
         result = source.fetch(validators)
     except SourceError as exc:
-        report.error = str(exc)
+        # `digest status` shows this: with the hint, the admin also reads what to do.
+        report.error = f"{exc} ({exc.hint})" if exc.hint else str(exc)
         _record_failure(engine, source, report.error, started)
         log.warning("collect source=%s status=error error=%s", source.name, report.error)
         return report

@@ -22,6 +22,7 @@ import httpx
 from digest.errors import SourceError
 from digest.sanitize import (clean_html, drop_unsafe_characters, html_to_plain, plain_text,
                              safe_url)
+from digest.sources.addresses import AddressRule
 from digest.sources.base import Entry, FetchResult, Validators
 from digest.sources.fetch import Fetched, fetch_url, read_file
 
@@ -33,9 +34,10 @@ class FeedSource:
     """A feed at an http(s) URL or a local path."""
 
     def __init__(self, name: str, location: str, *, client: httpx.Client | None,
-                 timeout: float, max_bytes: int) -> None:
+                 timeout: float, max_bytes: int, allow_private_redirects: bool = False) -> None:
         self.name = name
         self.location = location
+        self._rule = AddressRule(location, allow_private_redirects)
         self._client = client
         self._timeout = timeout
         self._max_bytes = max_bytes
@@ -45,7 +47,8 @@ class FeedSource:
             if self._client is None:
                 raise SourceError(f"source {self.name!r}: no HTTP client to fetch {self.location}")
             fetched = fetch_url(self._client, self.location, validators,
-                                timeout=self._timeout, max_bytes=self._max_bytes)
+                                timeout=self._timeout, max_bytes=self._max_bytes,
+                                rule=self._rule)
         else:
             fetched = read_file(self.location, max_bytes=self._max_bytes)
         if fetched.not_modified:
