@@ -35,7 +35,7 @@ def print_collect(reports: list) -> None:
         else:
             out.print(f"{report.name}: {report.new} new, {report.updated} updated, "
                       f"{report.unchanged} unchanged")
-        for problem in report.problems:
+        for problem in [*report.warnings, *report.problems]:
             err.print(f"  {report.name}: warning: {problem}")
 
 

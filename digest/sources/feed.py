@@ -26,6 +26,7 @@ from digest.sanitize import (clean_html, drop_unsafe_characters, html_to_plain, 
 from digest.sources.addresses import AddressRule
 from digest.sources.base import Entry, FetchResult, Validators
 from digest.sources.fetch import Fetched, fetch_url, read_file
+from digest.sources.suspect import defuse_entities, repair_encoding, uses_entity
 
 # What feedparser is told the document's address is (see _parse_xml_feed): deep, so that a
 # relative reference like "pics/1.jpg" comes back distinguishable from "/pics/1.jpg".
@@ -79,7 +80,10 @@ def _parse_xml_feed(fetched: Fetched) -> FetchResult:
     headers = {"content-location": STAND_IN}
     if fetched.content_type:
         headers["content-type"] = fetched.content_type
-    body = CHARACTER_REFERENCE.sub(_drop_impossible_character, fetched.body)
+    body, encoding_warning = repair_encoding(fetched.body, fetched.content_type)
+    body, entity_names, entity_warning = defuse_entities(body)
+    warnings = [w for w in (encoding_warning, entity_warning) if w]
+    body = CHARACTER_REFERENCE.sub(_drop_impossible_character, body)
     parsed = _feedparser_parse(body, headers, fetched.url)
     version = parsed.get("version", "")  # absent when the body is empty
     problems: list[str] = []
@@ -105,10 +109,26 @@ def _parse_xml_feed(fetched: Fetched) -> FetchResult:
     # is a contact address, not every item's author.
     feed_author = _author_of(parsed.feed) if atom else ""
     # RSS titles are HTML by custom (feedparser only guesses which); Atom says which they are.
-    entries = _dedupe(_xml_entry(raw, feed_link, document_url, html_title=not atom,
-                                 feed_author=feed_author)
+    entries = _dedupe(_entity_free(raw, entity_names)
+                      or _xml_entry(raw, feed_link, document_url, html_title=not atom,
+                                    feed_author=feed_author)
                       for raw in parsed.entries)
-    return FetchResult(entries=entries.entries, problems=problems + entries.problems)
+    return FetchResult(entries=entries.entries, problems=problems + entries.problems,
+                       warnings=warnings)
+
+
+def _entity_free(raw: Any, entity_names: list[str]) -> str:
+    """Why an entry that uses the feed's own entities is left out; "" for any other entry."""
+    if not entity_names:
+        return ""
+    texts = [raw.get("title", ""), raw.get("summary", ""), raw.get("author", ""),
+             *(c.get("value", "") for c in raw.get("content") or [])]
+    name = uses_entity(texts, entity_names)
+    if not name:
+        return ""
+    label = raw.get("id") or raw.get("link") or raw.get("title") or "(no id)"
+    return f"entry {drop_unsafe_characters(str(label))[:200]!r} uses the feed's own entity " \
+           f"&{name};; left out"
 
 
 def _unstand(value: str, base: str) -> str:
@@ -230,7 +250,8 @@ def _struct_time(value: Any) -> datetime | None:
 
 def _parse_json_feed(fetched: Fetched) -> FetchResult:
     try:
-        data = json.loads(fetched.body)
+        body, encoding_warning = repair_encoding(fetched.body, fetched.content_type)
+        data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise SourceError(f"{fetched.url} is not valid JSON ({exc})",
                           hint="point the source at an RSS, Atom or JSON feed") from exc
@@ -243,7 +264,8 @@ def _parse_json_feed(fetched: Fetched) -> FetchResult:
     if not isinstance(items, list):
         raise SourceError(f"{fetched.url}: JSON Feed has no items list")
     entries = _dedupe(_json_entry(item, feed_link, data) for item in items)
-    return FetchResult(entries=entries.entries, problems=entries.problems)
+    return FetchResult(entries=entries.entries, problems=entries.problems,
+                       warnings=[encoding_warning] if encoding_warning else [])
 
 
 def _json_entry(item: Any, feed_link: str, feed: dict[str, Any]) -> Entry | str:
