@@ -121,8 +121,8 @@ def test_the_configured_host_is_trusted_as_configured_and_may_redirect_within_it
 def test_a_redirect_to_link_local_or_metadata_is_refused_always(
         http_server, client, target, allow_private):
     http_server.redirect("/feed.xml", target)
-    source = a_feed_source(http_server.url + "/feed.xml", client=client)
-    source._rule = AddressRule(source.location, allow_private_redirects=allow_private)
+    source = a_feed_source(http_server.url + "/feed.xml", client=client,
+                           allow_private_redirects=allow_private)
 
     with pytest.raises(SourceError, match="link-local") as caught:
         source.fetch(Validators())
