@@ -41,7 +41,7 @@ def declared_encoding(body: bytes, content_type: str) -> str:
     if header:
         return header.group(1)
     declaration = XML_ENCODING.match(body.removeprefix(codecs.BOM_UTF8))
-    return declaration.group(1).decode("ascii") if declaration else "utf-8"
+    return declaration.group(1).decode("ascii") if declaration else "UTF-8"
 
 
 def repair_encoding(body: bytes, content_type: str) -> tuple[bytes, str]:
@@ -81,7 +81,9 @@ def defuse_entities(body: bytes) -> tuple[bytes, list[str], str]:
                + ("; some point at external files" if external else "")
                + "), as billion-laughs and XXE attacks do: they were not expanded, and entries "
                  "that use them were left out")
-    return body[:doctype.start()] + body[doctype.end():], names, warning
+    # As many line breaks as it held, so the parser's line numbers still point into the feed.
+    blank = b"\n" * doctype.group(0).count(b"\n")
+    return body[:doctype.start()] + blank + body[doctype.end():], names, warning
 
 
 def uses_entity(texts: Iterable[str], names: list[str]) -> str:
