@@ -36,7 +36,7 @@ def print_collect(reports: list) -> None:
             out.print(f"{report.name}: {report.new} new, {report.updated} updated, "
                       f"{report.unchanged} unchanged")
         for problem in [*report.warnings, *report.problems]:
-            err.print(f"  {report.name}: warning: {problem}")
+            err.print(f"  {report.name}: warning: {problem}", markup=False)
 
 
 def preview(
