@@ -78,6 +78,15 @@ def plain(text: str) -> str:
     return " ".join(text.split())
 
 
+def as_feedparser_repairs_it(text: str) -> str:
+    """feedparser takes text that reads as UTF-8 once encoded as Latin-1 ("cafÃ©") for the
+    commonest double-encoding mistake and repairs it ("café"); on purpose, and kept."""
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return text
+
+
 @SETTINGS
 @given(fmt=st.sampled_from(sorted(FORMATS)), title=TEXT, body=BODY)
 @example(fmt="rss", title="Council budget [/] explained <b>now</b>", body="<p onclick=x>a</p>")
@@ -87,7 +96,8 @@ def test_any_entry_becomes_safe_html_and_a_plain_title(feed_server, fmt, title, 
     written = html.escape(title) if fmt == "rss" else title
     entry = read(feed_server, FORMATS[fmt](an_entry(title=written, body_html=body)))
 
-    assert entry.title == (plain(title) or "(untitled)")
+    said = title if fmt == "json" else as_feedparser_repairs_it(title)
+    assert entry.title == (plain(said) or "(untitled)")
     assert "\n" not in entry.title and "\t" not in entry.title
     assert_safe(entry.body_html)
     assert_safe(entry.summary)
