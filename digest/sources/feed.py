@@ -94,7 +94,8 @@ def _parse_xml_feed(fetched: Fetched) -> FetchResult:
                 raise SourceError(f"{fetched.url} is not an RSS, Atom or JSON feed ({reason})",
                                   hint="point the source at the feed itself, not a web page")
             problems.append(f"feed is not well-formed ({reason}) and no entry could be read")
-        elif reason:
+        elif reason and not (entity_names and "undefined entity" in reason):
+            # (an entity whose declaration was removed is the warning's business, not this)
             problems.append(f"feed is not well-formed ({reason}); read the entries that parsed")
     elif not version and not parsed.entries:
         raise SourceError(f"{fetched.url} is not an RSS, Atom or JSON feed",
