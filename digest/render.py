@@ -32,7 +32,9 @@ FULL = "full"
 TEASER = "teaser"
 # The per-subscriber values a template may use, as ``subscriber.<name>`` / ``links.<name>``.
 SUBSCRIBER_FIELDS = ("name", "first_name", "email")
-LINK_FIELDS = ("unsubscribe_url",)
+# preferences_url: the reader's preferences page (lists, topics, pause), signed per reader
+# only when a template uses it.
+LINK_FIELDS = ("unsubscribe_url", "preferences_url")
 PERSONAL_FIELDS = SUBSCRIBER_FIELDS + LINK_FIELDS
 TEASER_WORDS = 60
 
@@ -222,13 +224,16 @@ class Renderer:
 
 
 def personal_values(*, name: str, email: str, unsubscribe_url: str,
-                    greeting_fallback: str) -> tuple[dict[str, str], dict[str, str]]:
+                    greeting_fallback: str, preferences_url: str = ""
+                    ) -> tuple[dict[str, str], dict[str, str]]:
     """The values of the personal fields, escaped for the HTML part and raw for the text part
     (the same dict when nothing needs escaping, as for most subscribers)."""
     words = name.split(None, 1)
     raw = {"name": name or greeting_fallback, "first_name": words[0] if words
-           else greeting_fallback, "email": email, "unsubscribe_url": unsubscribe_url}
-    if not _HTML_SPECIAL.search(f"{name}{email}{unsubscribe_url}{greeting_fallback}"):
+           else greeting_fallback, "email": email, "unsubscribe_url": unsubscribe_url,
+           "preferences_url": preferences_url}
+    if not _HTML_SPECIAL.search(f"{name}{email}{unsubscribe_url}{greeting_fallback}"
+                                f"{preferences_url}"):
         return raw, raw
     return {key: html.escape(value, quote=True) if _HTML_SPECIAL.search(value) else value
             for key, value in raw.items()}, raw
