@@ -63,6 +63,9 @@ class CollectConfig(Section):
     timeout_seconds: float = Field(default=20.0, gt=0)
     max_bytes: int = Field(default=10_000_000, gt=0)
     user_agent: str = "newsroom-digest/0.1 (+https://github.com/)"
+    # A feed's redirect to another host's loopback/private/unique-local address is refused
+    # unless this is true; link-local (cloud metadata) is refused either way.
+    allow_private_redirects: bool = False
 
 
 class AccessConfig(Section):
