@@ -98,6 +98,12 @@ def test_a_post_without_the_csrf_token_changes_nothing(site):
                 assert response.status_code == 403
         assert client.post(f"/editor/editions/{edition_id}/subject",
                            data={"subject": "Hijacked"}).status_code == 403
+        # The right token from a page of another site: refused as well.
+        token = re.search(r'name="csrf" value="([^"]+)"',
+                          client.get(f"/editor/editions/{edition_id}").text).group(1)
+        assert client.post(f"/editor/editions/{edition_id}/subject",
+                           data={"subject": "Hijacked", "csrf": token},
+                           headers={"Origin": "https://evil.example"}).status_code == 403
         page = client.get(f"/editor/editions/{edition_id}")
         assert page.status_code == 200 and "Hijacked" not in page.text
     assert status_of(app, edition_id) == "awaiting"

@@ -25,6 +25,7 @@ from digest.app import App
 from digest.errors import DigestError, InputError, NotFoundError
 from digest.web.body import read_limited
 from digest.web.client_limit import ClientLimit
+from digest.web.pages import origin_allowed
 from digest.web.editor.auth import (LOGIN_ATTEMPTS, LOGIN_COOKIE, LOGIN_WINDOW_SECONDS,
                                     SESSION_COOKIE, SESSION_HOURS, Password, Sessions)
 
@@ -110,7 +111,9 @@ class Desk:
             if body is None:
                 return PlainTextResponse("form too large", status_code=413)
             form = _form(body)
-            if not self.sessions.csrf_ok(session_id, form.get("csrf", "")):
+            # The token is the defence; a browser's Origin from another site is refused too.
+            if not (origin_allowed(request, self.app.config.web.base_url)
+                    and self.sessions.csrf_ok(session_id, form.get("csrf", ""))):
                 log.warning("editor csrf=refused path=%s", request.url.path)
                 return self.render(request, "error", 403, session_id,
                                    message="This form has expired or did not come from the "
@@ -143,7 +146,8 @@ class Desk:
         body = await read_limited(request, FORM_LIMIT)
         form = _form(body or b"")
         token = request.cookies.get(LOGIN_COOKIE, "")
-        if not (body is not None and token and Sessions.same(token, form.get("csrf", ""))):
+        if not (body is not None and token and Sessions.same(token, form.get("csrf", ""))
+                and origin_allowed(request, self.app.config.web.base_url)):
             return self.render(request, "error", 403, message="This login form has expired; "
                                "nothing was changed.", hint="reload the login page")
         ok = await run_in_threadpool(self.password.matches, form.get("password", ""))
