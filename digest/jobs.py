@@ -185,6 +185,8 @@ def dry_run(app: App, list_slug: str, issue_date: date, *, now: datetime | None 
                                      .scalar_subquery()))
             .group_by(Subscriber.tier, Subscriber.topics)).all()})
     report.post_count, report.left_out = len(draft.posts), draft.left_out
+    if mailing_list.approval:
+        report.held = EditionStatus.AWAITING       # planned, it would wait for an editor
     report.titles = [p.title for p in draft.posts]
     messages = app.edition_messages()
     messages.add_content(EditionContent.of_draft(draft, mailing_list, issue_date))

@@ -62,6 +62,13 @@ def test_send_stops_at_approval_and_approve_sends_at_once(desk, smtp_server, dig
     assert editions(app)[0].approved_at is not None
 
 
+def test_a_dry_run_says_the_edition_would_wait(desk, digest):
+    config, app = desk
+    result = digest(config, "send", "--list", "morning", "--dry-run")
+    assert result.exit_code == 0 and "would wait for approval" in result.output
+    assert editions(app) == []
+
+
 def test_run_prints_the_waiting_line_too(desk, digest):
     config, app = desk
     result = digest(config, "run", "--list", "morning", "--date", YESTERDAY)

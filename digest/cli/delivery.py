@@ -101,6 +101,9 @@ def print_dry_run(report) -> None:  # noqa: ANN001 - jobs.SendReport
                 ((variant.key, str(variant.recipients), str(variant.full), str(variant.teasers),
                   f"{variant.html_bytes:,}") for variant in report.variants))
     out.print(f"{report.enqueued} messages would be sent. Nothing was written.")
+    if report.held:
+        out.print("The list has approval on: the edition would wait for approval, and nothing "
+                  "would be sent before `digest editions approve`.", markup=False)
 
 
 def worker(
