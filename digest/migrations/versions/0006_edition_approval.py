@@ -1,8 +1,8 @@
 """edition approval: lists may hold editions for an editor; editions record approval and
 cancellation
 
-Revision ID: 0005
-Revises: 0006
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-04 18:35:00
 """
 from alembic import op
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import digest.timeutil
 
 
-revision = '0005'
-down_revision = '0006'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
