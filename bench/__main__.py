@@ -1,20 +1,21 @@
 """`python -m bench [NAME ...] [--quick]`: run the benchmarks and print their tables.
 
-NAME is any of personalise, smtp, e2e, scaleout, import (default: all). --quick runs small sizes, for
-checking that the benchmarks work rather than for figures.
+NAME is any of personalise, smtp, e2e, scaleout, desk, import (default: all). --quick runs small
+sizes, for checking that the benchmarks work rather than for figures.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bench import e2e, importer, personalise, scaleout, smtp_throughput
+from bench import desk, e2e, importer, personalise, scaleout, smtp_throughput
 
 BENCHMARKS = {
     "personalise": personalise.main,
     "smtp": smtp_throughput.main,
     "e2e": e2e.main,
     "scaleout": scaleout.main,
+    "desk": desk.main,
     "import": importer.main,
 }
 QUICK = {
@@ -22,6 +23,7 @@ QUICK = {
     "smtp": ["--subscribers", "300", "--runs", "1"],
     "e2e": ["--sizes", "5000,20000", "--runs", "1"],
     "scaleout": ["--deliveries", "1000", "--runs", "1"],
+    "desk": ["--posts", "5", "--runs", "1"],
     "import": ["--sizes", "5000,20000", "--runs", "1"],
 }
 

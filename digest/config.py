@@ -32,9 +32,12 @@ DEFAULT_CONFIG_NAME = "digest.toml"
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "DIGEST_DATABASE_URL": ("database", "url"),
     "DIGEST_SECRET_KEY": ("web", "secret_key"),
+    "DIGEST_EDITOR_PASSWORD": ("web", "editor_password"),
     **{var: (provider.name, key) for provider in PROVIDERS.values()
        for var, key in provider.env.items()},
 }
+# A scrypt password hash as Werkzeug writes it: scrypt:N:r:p$salt$hex digest.
+SCRYPT_HASH = re.compile(r"^scrypt:(\d+):(\d+):(\d+)\$([^$]+)\$([0-9a-f]+)$")
 # [delivery] transport: one of the registry's names.
 TransportName = Literal[tuple(PROVIDERS)]  # type: ignore[valid-type]
 
@@ -60,6 +63,9 @@ class CollectConfig(Section):
     timeout_seconds: float = Field(default=20.0, gt=0)
     max_bytes: int = Field(default=10_000_000, gt=0)
     user_agent: str = "newsroom-digest/0.1 (+https://github.com/)"
+    # A feed's redirect to another host's loopback/private/unique-local address is refused
+    # unless this is true; link-local (cloud metadata) is refused either way.
+    allow_private_redirects: bool = False
 
 
 class AccessConfig(Section):
@@ -100,11 +106,37 @@ class WebConfig(Section):
     link_max_age_days: int = Field(default=365, gt=0)
     host: str = "127.0.0.1"                  # where `digest serve` listens
     port: int = Field(default=8000, gt=0, lt=65536)
+    # Other sites whose pages may post the sign-up form ("https://news.example.com").
+    subscribe_origins: list[str] = []
+    subscribe_per_ip_per_hour: int = Field(default=20, gt=0)   # POST /subscribe per client IP
+
+    @field_validator("subscribe_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not v.startswith(("https://", "http://")) or
+               v.rstrip("/").count("/") > 2]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an origin; write scheme and host only, "
+                             "e.g. \"https://news.example.com\"")
+        return [v.rstrip("/") for v in value]
+    # The editors' desk (/editor/): off (404) unless a password or its hash is set.
+    editor_password: SecretStr = SecretStr("")
+    editor_password_hash: SecretStr = SecretStr("")   # argon2 ($argon2id$…) or scrypt:N:r:p$…
+    editor_email: OneLine = ""               # where the desk sends test digests by default
 
     @field_validator("base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("editor_password_hash")
+    @classmethod
+    def _known_hash(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if text and not (text.startswith("$argon2") or SCRYPT_HASH.match(text)):
+            raise ValueError("not an argon2 hash ($argon2id$…) nor a scrypt one "
+                             "(scrypt:N:r:p$salt$hex); `digest editor-hash` makes one")
+        return value
 
 
 class BouncesConfig(Section):
@@ -124,6 +156,8 @@ class AlertsConfig(Section):
 
 class SubscribersConfig(Section):
     check_deliverability: bool = False
+    confirm_days: int = Field(default=7, gt=0)              # unconfirmed sign-ups expire
+    confirm_resend_minutes: int = Field(default=10, ge=0)   # one confirmation email per address
 
 
 class TemplatesConfig(Section):

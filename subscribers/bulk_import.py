@@ -3,8 +3,10 @@ per row.
 
 Invariants: each batch is one transaction (a failure keeps the batches before it); a row
 changes a subscriber only where the file gives a different value, so importing a file again
-changes nothing; someone who unsubscribed stays unsubscribed unless ``resubscribe``; an
-address seen on an earlier line is reported and skipped (the first line wins). Addresses
+changes nothing; someone who unsubscribed stays unsubscribed unless ``resubscribe``, and so
+does an address erased at the person's request (only a hash of it is kept:
+subscribers.suppressions.erasure_key); an address seen on an earlier line is reported and
+skipped (the first line wins). Addresses
 already read are remembered in a temporary table on the import's own connection, not in a
 Python dict, so memory stays flat at a million rows. ``dry_run`` reads and counts exactly as a
 real import would and writes nothing but that temporary table.
@@ -20,6 +22,7 @@ from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Ta
 from digest.timeutil import utcnow
 from subscribers.csv_io import ImportReport, ImportRow
 from subscribers.models import ACTIVE, UNSUBSCRIBED, Subscriber
+from subscribers.suppressions import erasure_key
 
 BATCH_SIZE = 5000          # rows a transaction; IN lists stay far below SQLite's 32,766
 _SEEN = Table("digest_import_seen", MetaData(),
@@ -81,24 +84,45 @@ class BulkImport:
                 return
             sql.many(f"INSERT INTO {_SEEN.name} (email_key, line) VALUES (?, ?)",
                      [(key, row.line) for key, row in batch.items()])
+            self._skip_erased(sql, batch)
+            if not batch:
+                return
             now = sql.timestamp(utcnow())
             ids = self._store_subscribers(sql, batch, now)
             self._store_subscriptions(sql, batch, ids, now)
+
+    def _skip_erased(self, sql: _Sql, batch: dict[str, ImportRow]) -> None:
+        """People erased at their request are not added back, unless ``resubscribe``."""
+        hashes = {erasure_key(key): key for key in batch}
+        erased = [hashed for (hashed,) in sql.select_in(
+            "SELECT email_key FROM suppression WHERE email_key IN ({})", list(hashes))]
+        if not erased:
+            return
+        if self.resubscribe:
+            if not self.dry_run:
+                sql.select_in("DELETE FROM suppression WHERE email_key IN ({})", erased,
+                              fetch=False)
+            return
+        for hashed in erased:
+            self.report.errors.append((batch.pop(hashes[hashed]).line,
+                                       "this address was erased at the person's request; not "
+                                       "added (--resubscribe adds it)"))
 
     def _store_subscribers(self, sql: _Sql, batch: dict[str, ImportRow],
                            now: object) -> dict[str, int]:
         """Insert the new people, update the changed ones; their ids by key."""
         report, ids = self.report, {}
         new, changed = [], []
-        for sid, key, name, tier, zone in sql.select_in(
-                "SELECT id, email_key, name, tier, time_zone FROM subscriber "
+        for sid, key, name, tier, zone, topics in sql.select_in(
+                "SELECT id, email_key, name, tier, time_zone, topics FROM subscriber "
                 "WHERE email_key IN ({})", list(batch)):
             ids[key] = sid
             row = batch[key]
             wanted = (name if row.name is None else row.name,
                       tier if row.tier is None else row.tier,
-                      zone if row.time_zone is None else row.time_zone)
-            if wanted == (name, tier, zone):
+                      zone if row.time_zone is None else row.time_zone,
+                      topics if row.topics is None else row.topics)
+            if wanted == (name, tier, zone, topics):
                 report.unchanged += 1
                 continue
             report.updated += 1
@@ -107,15 +131,15 @@ class BulkImport:
             if key not in ids:
                 report.added += 1
                 new.append((row.address, key, row.name or "", row.tier or self.default_tier,
-                            row.time_zone or "", now, now))
+                            row.time_zone or "", row.topics or "", now, now))
         if self.dry_run:
             return ids
         if changed:
-            sql.many("UPDATE subscriber SET name = ?, tier = ?, time_zone = ?, updated_at = ? "
-                     "WHERE id = ?", changed)
+            sql.many("UPDATE subscriber SET name = ?, tier = ?, time_zone = ?, topics = ?, "
+                     "updated_at = ? WHERE id = ?", changed)
         if new:
-            sql.many("INSERT INTO subscriber (email, email_key, name, tier, time_zone, "
-                     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)", new)
+            sql.many("INSERT INTO subscriber (email, email_key, name, tier, time_zone, topics, "
+                     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new)
             ids.update(sql.select_in("SELECT email_key, id FROM subscriber "
                                      "WHERE email_key IN ({})", [row[1] for row in new]))
         return ids
@@ -181,13 +205,13 @@ class _Sql:
         finally:
             cursor.close()
 
-    def select_in(self, statement: str, values: list) -> list[tuple]:
+    def select_in(self, statement: str, values: list, *, fetch: bool = True) -> list[tuple]:
         """``statement`` with ``{}`` where the IN list goes."""
         if not values:
             return []
         cursor = self.connection.connection.cursor()
         try:
             cursor.execute(statement.format(", ".join([self.mark] * len(values))), values)
-            return cursor.fetchall()
+            return cursor.fetchall() if fetch else []
         finally:
             cursor.close()

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, and_, exists, func, or_, select
 
 from digest.errors import InputError
-from subscribers.models import ACTIVE, UNSUBSCRIBED, MailingList, Subscriber, Subscription
-from subscribers.models import Suppression
+from subscribers.models import (ACTIVE, PENDING, UNSUBSCRIBED, MailingList, Subscriber,
+                                Subscription, Suppression)
 from subscribers.validation import normalise_email
 
-PENDING = "pending"          # double opt-in not yet confirmed
 SUPPRESSED = "suppressed"    # the address is suppressed, whatever the subscription says
 STATUSES = (ACTIVE, UNSUBSCRIBED, PENDING, SUPPRESSED)
 PAGE_SIZE = 1000            # people per query
@@ -49,6 +48,7 @@ class ListedSubscriber:
     status: str                    # the subscription's status
     suppressed: bool
     subscribed_at: object          # datetime
+    topics: str = ""
 
     @property
     def shown_status(self) -> str:
@@ -142,7 +142,7 @@ def _rows(where: SubscriberFilter, ids: list[int]):  # noqa: ANN202 - a Select
     suppressed = exists().where(Suppression.email_key == Subscriber.email_key)
     return (select(Subscriber.email, Subscriber.email_key, Subscriber.name, Subscriber.tier,
                    Subscriber.time_zone, MailingList.slug, Subscription.status,
-                   suppressed.label("suppressed"), Subscription.created_at)
+                   suppressed.label("suppressed"), Subscription.created_at, Subscriber.topics)
             .join(Subscription, and_(*_matching_subscription(where)))
             .join(MailingList, MailingList.id == Subscription.list_id)
             .where(Subscriber.id.in_(ids))

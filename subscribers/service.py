@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import Engine, Select, and_, delete, exists, select, update
+from sqlalchemy import Engine, Select, and_, delete, exists, or_, select, update
 from sqlmodel import Session
 
 from digest.db import session_scope
@@ -26,8 +26,10 @@ from subscribers.bulk_import import BulkImport
 from subscribers.csv_io import ImportReport, read_import, write_export
 from subscribers.listing import Page, SubscriberFilter, after_key, check_status
 from subscribers.lists import MailingLists
-from subscribers.models import (ACTIVE, UNSUBSCRIBED, MailingList, Subscriber, Subscription,
-                                Suppression)
+from subscribers.models import (ACTIVE, PENDING, STATUSES, UNSUBSCRIBED, MailingList,
+                                Subscriber, Subscription, Suppression)
+from subscribers.suppressions import erasure_key
+from subscribers.topics import canonical_topics
 from subscribers.validation import check_tier, clean_name, normalise_email
 
 @dataclass
@@ -36,6 +38,7 @@ class AddResult:
     created: bool
     resubscribed: bool = False
     suppressed_reason: str = ""
+    erased_before: bool = False      # their address was erased; re-added by --resubscribe
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class SubscriberRow:
     status: str
     subscribed_at: str
     time_zone: str = ""
+    topics: str = ""
 
 
 class SubscriberService:
@@ -70,25 +74,33 @@ class SubscriberService:
 
     def add(self, email: str, *, list_slug: str, name: str | None = None,
             tier: str | None = None, time_zone: str | None = None,
-            resubscribe: bool = False) -> AddResult:
+            topics: str | None = None, resubscribe: bool = False) -> AddResult:
         """Add (or update) a subscriber and make sure they are subscribed to the list.
 
         Someone who unsubscribed from the list is subscribed again only with ``resubscribe``
-        (as the import does); otherwise this is an InputError and nothing changes.
-        """
+        (as the import does); otherwise this is an InputError and nothing changes. An address
+        erased before (`subscribers remove`) is refused unless ``resubscribe`` too: the person
+        asked to be forgotten, and an admin must mean it to add them again. A pending
+        (unconfirmed) subscription an admin adds becomes active."""
         address, key = normalise_email(email, check_deliverability=self.check_deliverability)
+        chosen_topics = canonical_topics(topics) if topics is not None else None
         clean = clean_name(name) if name is not None else None
         chosen_tier = check_tier(tier, self.tiers) if tier is not None else None
         zone = (parse_zone(time_zone).key if time_zone else "") if time_zone is not None \
             else None
         with session_scope(self.engine) as session:
             mailing_list = self.lists.get(list_slug, session)
+            erased = _lift_erasure(session, key, resubscribe=resubscribe)
+            if erased and not resubscribe:
+                raise InputError(f"{address} was erased at their request (a hash of the "
+                                 "address is kept so that they are not added again)",
+                                 hint="add --resubscribe if they asked to come back")
             subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
             created = subscriber is None
             if subscriber is None:
                 subscriber = Subscriber(email=address, email_key=key, name=clean or "",
                                         tier=chosen_tier or self.default_tier,
-                                        time_zone=zone or "")
+                                        time_zone=zone or "", topics=chosen_topics or "")
                 session.add(subscriber)
                 session.flush()
             else:
@@ -99,23 +111,24 @@ class SubscriberService:
                     subscriber.tier = chosen_tier
                 if zone is not None:
                     subscriber.time_zone = zone
+                if chosen_topics is not None:
+                    subscriber.topics = chosen_topics
                 subscriber.updated_at = utcnow()
-            resubscribed = _subscribe(session, mailing_list.id, subscriber.id,
-                                      reactivate=resubscribe)
-            if not resubscribed and not resubscribe and _left(session, mailing_list.id,
-                                                              subscriber.id):
+            if not resubscribe and _left(session, mailing_list.id, subscriber.id):
                 raise InputError(f"{address} unsubscribed from {list_slug}; not subscribing "
                                  "them again (nothing was changed)",
                                  hint="pass --resubscribe if they asked to come back; "
                                       "`digest subscribers update` changes name, tier or "
                                       "time zone alone")
+            resubscribed = _subscribe(session, mailing_list.id, subscriber.id, reactivate=True)
             suppression = session.scalar(select(Suppression).where(Suppression.email_key == key))
             return AddResult(subscriber, created, resubscribed,
-                             suppression.reason if suppression else "")
+                             suppression.reason if suppression else "", erased)
 
     def update(self, email: str, *, name: str | None = None, tier: str | None = None,
-               time_zone: str | None = None) -> Subscriber:
-        """Change a subscriber's name, tier or time zone; never their subscriptions."""
+               time_zone: str | None = None, topics: str | None = None) -> Subscriber:
+        """Change a subscriber's name, tier, time zone or topics; never their subscriptions."""
+        chosen_topics = canonical_topics(topics) if topics is not None else None
         clean = clean_name(name) if name is not None else None
         chosen_tier = check_tier(tier, self.tiers) if tier is not None else None
         zone = (parse_zone(time_zone).key if time_zone else "") if time_zone is not None \
@@ -124,7 +137,7 @@ class SubscriberService:
         with session_scope(self.engine) as session:
             subscriber = session.get(Subscriber, subscriber.id)
             for attribute, value in (("name", clean), ("tier", chosen_tier),
-                                     ("time_zone", zone)):
+                                     ("time_zone", zone), ("topics", chosen_topics)):
                 if value is not None:
                     setattr(subscriber, attribute, value)
             subscriber.updated_at = utcnow()
@@ -150,12 +163,19 @@ class SubscriberService:
                                  position=position))
         return report
 
-    def rows(self, list_slug: str | None = None) -> list[SubscriberRow]:
+    def rows(self, list_slug: str | None = None, *, status: str | None = None
+             ) -> list[SubscriberRow]:
+        """Each (subscriber, list) pair, optionally of one list and one status."""
+        if status is not None and status not in STATUSES:
+            raise InputError(f"unknown status {status!r}",
+                             hint=f"the statuses are {', '.join(STATUSES)}")
         with Session(self.engine) as session:
             query = _subscriber_rows_query()
             if list_slug is not None:
                 query = query.where(MailingList.id == self.lists.get(list_slug, session).id)
-            return [SubscriberRow(*row[:5], row[5].date().isoformat(), row[6])
+            if status is not None:
+                query = query.where(Subscription.status == status)
+            return [SubscriberRow(*row[:5], row[5].date().isoformat(), row[6], row[7])
                     for row in session.execute(query)]
 
     def export_csv(self, list_slug: str, out: IO[str]) -> int:
@@ -164,7 +184,8 @@ class SubscriberService:
         An unknown list fails before the header is written: nothing half-done on stdout."""
         rows = self.page(list_slug)      # an unknown list fails here, before the header
         return write_export(out, ((row.email, row.name, row.tier, row.time_zone, row.status,
-                                   row.subscribed_at.date().isoformat()) for row in rows))
+                                   row.subscribed_at.date().isoformat(), row.topics)
+                                  for row in rows))
 
     def page(self, list_slug: str | None = None, *, tier: str | None = None,
              status: str | None = None, search: str | None = None, after: str | None = None,
@@ -183,7 +204,7 @@ class SubscriberService:
         subscriber = self.get_subscriber(email)
         with session_scope(self.engine) as session:
             condition = and_(Subscription.subscriber_id == subscriber.id,
-                             Subscription.status == ACTIVE)
+                             Subscription.status.in_([ACTIVE, PENDING]))
             if list_slug is not None:
                 condition = and_(condition,
                                  Subscription.list_id == self.lists.get(list_slug, session).id)
@@ -212,15 +233,26 @@ class SubscriberService:
             return result.rowcount > 0
 
     def remove(self, email: str) -> None:
-        """Erase a subscriber: the row, their subscriptions and their delivery history."""
+        """Erase a subscriber: the row, their subscriptions and their delivery history.
+
+        Only a hash of the address stays, as a suppression, so that a later import does not
+        mail them again (unless ``--resubscribe``); the address itself is not kept anywhere."""
         subscriber = self.get_subscriber(email)
         with session_scope(self.engine) as session:
+            hashed = erasure_key(subscriber.email_key)
+            if session.scalar(select(Suppression.id).where(Suppression.email_key == hashed)) \
+                    is None:
+                session.add(Suppression(email_key=hashed, reason="erased",
+                                        detail="erased at their request"))
             # Explicit deletes, not only ON DELETE CASCADE: a SQLite connection opened
             # without the foreign_keys pragma would leave orphans behind. Deliveries are
             # digest's table, erased here so that one transaction forgets the person whole.
             session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
             session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber.id))
             session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
+            # Their own suppression row names the address: the hash above replaces it.
+            session.execute(delete(Suppression).where(
+                Suppression.email_key == subscriber.email_key))
 
     def profile(self, email: str) -> Profile:
         """What `digest subscribers show` prints of the person: the row and its lists."""
@@ -273,19 +305,62 @@ def _left(session: Session, list_id: int, subscriber_id: int) -> bool:
 
 def _subscriber_rows_query() -> Select[tuple]:
     return (select(Subscriber.email, Subscriber.name, Subscriber.tier, MailingList.slug,
-                   Subscription.status, Subscription.created_at, Subscriber.time_zone)
+                   Subscription.status, Subscription.created_at, Subscriber.time_zone,
+                   Subscriber.topics)
             .join(Subscription, Subscription.subscriber_id == Subscriber.id)
             .join(MailingList, MailingList.id == Subscription.list_id)
             .order_by(MailingList.slug, Subscriber.email_key))
 
 
-def active_recipients(list_id: int) -> Select[tuple[int]]:
-    """Subscriber ids of a list's active subscribers whose address is not suppressed.
+def active_recipients(list_id: int, on: date | None = None) -> Select[tuple[int]]:
+    """Subscriber ids of a list's active subscribers whose address is not suppressed (and,
+    for the issue date ``on``, who have not paused their digests over it).
 
     The one definition of "who gets this list"; enqueueing runs it inside an INSERT … SELECT.
+    Pending (unconfirmed) subscriptions are not active, so they are never enqueued.
     """
-    return (select(Subscription.subscriber_id)
-            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-            .where(Subscription.list_id == list_id, Subscription.status == ACTIVE,
-                   ~exists().where(Suppression.email_key == Subscriber.email_key)))
+    query = (select(Subscription.subscriber_id)
+             .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+             .where(Subscription.list_id == list_id, Subscription.status == ACTIVE,
+                    ~exists().where(Suppression.email_key == Subscriber.email_key)))
+    if on is not None:
+        query = query.where(or_(Subscriber.paused_until.is_(None),
+                                Subscriber.paused_until < on))
+    return query
+
+
+def expire_pending(engine: Engine, days: int, *, now: datetime | None = None) -> int:
+    """Forget sign-ups not confirmed within ``days``: their pending subscriptions, and the
+    subscriber too when nothing else is left of them. Returns how many subscriptions."""
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    with session_scope(engine) as session:
+        stale = session.execute(select(Subscription.id, Subscription.subscriber_id).where(
+            Subscription.status == PENDING, Subscription.created_at < cutoff)).all()
+        if not stale:
+            return 0
+        session.execute(delete(Subscription).where(
+            Subscription.id.in_([row.id for row in stale])))
+        people = {row.subscriber_id for row in stale}
+        session.execute(delete(Subscriber).where(
+            Subscriber.id.in_(people), Subscriber.confirmed_at.is_(None),
+            ~exists().where(Subscription.subscriber_id == Subscriber.id),
+            ~exists().where(Delivery.subscriber_id == Subscriber.id)))
+        return len(stale)
+
+
+def _erased_among(session: Session, batch: dict[str, object]) -> list[str]:
+    """The keys of the batch whose address was erased before."""
+    hashes = {erasure_key(key): key for key in batch}
+    return [hashes[found] for found in session.scalars(
+        select(Suppression.email_key).where(Suppression.email_key.in_(list(hashes))))]
+
+
+def _lift_erasure(session: Session, key: str, *, resubscribe: bool) -> bool:
+    """True if the address was erased before; with ``resubscribe`` the hash is dropped."""
+    hashed = erasure_key(key)
+    found = session.scalar(select(Suppression).where(Suppression.email_key == hashed))
+    if found is not None and resubscribe:
+        session.delete(found)
+        session.flush()
+    return found is not None
 

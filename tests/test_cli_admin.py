@@ -161,7 +161,7 @@ def test_subscribers_list_filters_and_pages_by_address(tmp_path, database_url, d
 
     text = digest(config, "subscribers", "list", "--list", "morning", "--limit", "2")
     assert text.stdout.splitlines()[0].split() == ["email", "name", "tier", "list", "status",
-                                                   "since"]
+                                                   "since", "topics"]
     assert len(text.stdout.splitlines()) == 3 and "more: --after reader01@example.org" \
         in text.stderr
     bad = digest(config, "subscribers", "list", "--status", "gone")

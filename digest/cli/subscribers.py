@@ -36,13 +36,17 @@ def add(
     email: EmailArgument,
     list_slug: ListOption,
     name: NameOption = None, tier: TierOption = None, time_zone: ZoneOption = None,
-    resubscribe: Annotated[bool, typer.Option(help="Subscribe again someone who "
-                                                   "unsubscribed (only if they asked).")] = False,
+    topics: Annotated[Optional[str], typer.Option(
+        help='Only posts in these categories, e.g. "AI,Government" ("" = every post).')] = None,
+    resubscribe: Annotated[bool, typer.Option(
+        help="Subscribe again someone who unsubscribed, or add again an address erased at the "
+             "person's request (only if they asked).")] = False,
 ) -> None:
     """Add a subscriber to a list; adding an existing address updates it. Someone who
     unsubscribed is refused unless --resubscribe."""
     result = ready_app(ctx).subscribers.add(email, list_slug=list_slug, name=name, tier=tier,
-                                         time_zone=time_zone, resubscribe=resubscribe)
+                                         time_zone=time_zone, topics=topics,
+                                         resubscribe=resubscribe)
     who = result.subscriber
     verb = "Added" if result.created else "Updated"
     out.print(f"{verb} {who.email} (tier {who.tier}) on {list_slug}."
@@ -55,11 +59,15 @@ def add(
 
 @subscribers_app.command("update")
 def update(ctx: typer.Context, email: EmailArgument, name: NameOption = None,
-           tier: TierOption = None, time_zone: ZoneOption = None) -> None:
-    """Change a subscriber's name, tier or time zone; their subscriptions stay as they are."""
-    if name is None and tier is None and time_zone is None:
-        raise InputError("nothing to change", hint="give --name, --tier or --timezone")
-    who = ready_app(ctx).subscribers.update(email, name=name, tier=tier, time_zone=time_zone)
+           tier: TierOption = None, time_zone: ZoneOption = None,
+           topics: Annotated[Optional[str], typer.Option(
+               help='Only posts in these categories ("" = every post).')] = None) -> None:
+    """Change a subscriber's name, tier, time zone or topics; their subscriptions stay as
+    they are."""
+    if name is None and tier is None and time_zone is None and topics is None:
+        raise InputError("nothing to change", hint="give --name, --tier, --timezone or --topics")
+    who = ready_app(ctx).subscribers.update(email, name=name, tier=tier, time_zone=time_zone,
+                                            topics=topics)
     out.print(f"Updated {who.email}: name {who.name or '-'}, tier {who.tier}, time zone "
               f"{who.time_zone or '(the list’s)'}.", markup=False)
 
@@ -71,7 +79,8 @@ def list_subscribers(
                                                      help="Only this list.")] = None,
     tier: Annotated[Optional[str], typer.Option(help="Only this tier.")] = None,
     status: Annotated[Optional[str], typer.Option(
-        help=f"Only this status: {'|'.join(STATUSES)}.")] = None,
+        help=f"Only this status: {'|'.join(STATUSES)} (pending: not confirmed yet; "
+             "suppressed: the address is, whatever the subscription).")] = None,
     search: Annotated[Optional[str], typer.Option(
         help="Only addresses or names containing this text (any case).")] = None,
     limit: Annotated[Optional[int], typer.Option(
@@ -97,7 +106,7 @@ def list_subscribers(
 
 
 _COLUMNS = (("email", 32), ("name", 20), ("tier", 8), ("list", 12), ("status", 12),
-            ("since", 10))
+            ("since", 10), ("topics", 0))
 
 
 def _write_text_rows(rows) -> None:  # noqa: ANN001 - an iterable of ListedSubscriber
@@ -107,7 +116,7 @@ def _write_text_rows(rows) -> None:  # noqa: ANN001 - an iterable of ListedSubsc
     write(_line([title for title, _width in _COLUMNS]))
     for row in rows:
         write(_line((row.email, row.name or "-", row.tier, row.list_slug, row.shown_status,
-                     f"{row.subscribed_at:%Y-%m-%d}")))
+                     f"{row.subscribed_at:%Y-%m-%d}", row.topics.replace(";", ", ") or "all")))
     sys.stdout.flush()
 
 
@@ -130,7 +139,8 @@ def _write_json_rows(rows, page) -> None:  # noqa: ANN001 - rows of a subscriber
 def _subscriber_document(row: ListedSubscriber) -> dict:
     return {"email": row.email, "name": row.name, "tier": row.tier,
             "timezone": row.time_zone or None, "list": row.list_slug, "status": row.status,
-            "suppressed": row.suppressed, "subscribed_at": row.subscribed_at}
+            "suppressed": row.suppressed, "subscribed_at": row.subscribed_at,
+            "topics": row.topics.split(";") if row.topics else []}
 
 
 @subscribers_app.command("unsubscribe")
@@ -150,9 +160,11 @@ def unsubscribe(
 
 @subscribers_app.command("remove")
 def remove(ctx: typer.Context, email: EmailArgument) -> None:
-    """Erase a subscriber: their row, subscriptions and delivery history."""
+    """Erase a subscriber: their row, subscriptions and delivery history (a hash of the
+    address is kept so that an import does not add them again)."""
     ready_app(ctx).subscribers.remove(email)
-    out.print(f"Removed {email} and their history.")
+    out.print(f"Removed {email} and their history; only a hash of the address is kept, so "
+              "imports will not add them again (unless --resubscribe).", markup=False)
 
 
 @subscribers_app.command("import")
@@ -222,6 +234,8 @@ def show(ctx: typer.Context, email: EmailArgument, as_json: JsonOption = False) 
         print_json({
             "email": who.email, "name": who.name, "tier": who.tier,
             "timezone": who.time_zone or None, "created_at": who.created_at,
+            "topics": who.topics.split(";") if who.topics else [],
+            "paused_until": who.paused_until, "confirmed_at": who.confirmed_at,
             "lists": [{"list": slug, "status": status, "since": since}
                       for slug, status, since in profile.subscriptions],
             "suppression": None if suppression is None else {
@@ -236,8 +250,13 @@ def show(ctx: typer.Context, email: EmailArgument, as_json: JsonOption = False) 
         return
     out.print(f"{who.email}  name: {who.name or '-'}  tier: {who.tier}  "
               f"since: {who.created_at:%Y-%m-%d}")
+    out.print(f"  topics: {who.topics.replace(';', ', ') or 'all (every post)'}", markup=False)
+    if who.paused_until is not None:
+        out.print(f"  PAUSED: no digest until after {who.paused_until:%Y-%m-%d}")
     for slug, status, since in profile.subscriptions:
-        out.print(f"  list {slug}: {status} (since {since:%Y-%m-%d})")
+        out.print(f"  list {slug}: {status} (since {since:%Y-%m-%d})"
+                  + (": PENDING — signed up on the web, address not confirmed yet; no digest "
+                     "is sent until they confirm" if status == "pending" else ""))
     suppression = application.suppressions.is_suppressed(who.email)
     if suppression is not None:
         out.print(f"  SUPPRESSED since {suppression.created_at:%Y-%m-%d %H:%M} UTC: "

@@ -18,7 +18,7 @@ from digest.app import App
 from digest.db import require_current
 from digest.errors import DigestError
 from digest.metrics import CONTENT_TYPE, exposition
-from digest.web import unsubscribe
+from digest.web import confirm, editor, preferences, subscribe, unsubscribe
 from digest.web.webhooks import routes as webhook_routes
 from digest.web.webhooks.base import Webhook
 
@@ -57,6 +57,10 @@ def create_app(app: App, *, webhooks: dict[str, Webhook] | None = None) -> Starl
     return Starlette(routes=[
         *webhook_routes.routes(app, hooks),
         *unsubscribe.routes(app),
+        *subscribe.routes(app),
+        *confirm.routes(app),
+        *preferences.routes(app),
+        *editor.routes(app),
         health_route(app),
         metrics_route(app),
     ])

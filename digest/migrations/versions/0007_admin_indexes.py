@@ -1,7 +1,7 @@
 """admin indexes: subscriber listing filters, per-list counts, delivery counts for /metrics
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-04 18:35:00
 
 Indexes only: creating them (and dropping one made redundant) on a live database takes a lock on the table for as long as the
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
