@@ -40,7 +40,7 @@ def test_healthz_answers_ok_while_the_database_answers(tmp_path, database_url):
     app = App(make_config(tmp_path, database_url))
     with AsgiServer(create_app(app, webhooks={})) as server:
         answer = httpx.get(f"{server.url}/healthz")
-        assert (answer.status_code, answer.text) == (200, "ok\n")
+        assert (answer.status_code, answer.text) == (200, "ok")
         assert httpx.post(f"{server.url}/healthz").status_code == 405
 
 

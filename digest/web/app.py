@@ -39,7 +39,7 @@ def health_route(app: App) -> Route:
         if problem is not None:
             return PlainTextResponse(f"unavailable: {problem.splitlines()[0]}\n",
                                      status_code=503, headers={"Cache-Control": "no-store"})
-        return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
+        return PlainTextResponse("ok", headers={"Cache-Control": "no-store"})
 
     return Route("/healthz", health, methods=["GET"])
 
