@@ -27,7 +27,7 @@ from digest.cli.suppressions import suppressions_app
 from digest.errors import DigestError
 
 app = typer.Typer(help="Collect a news site's new posts and mail every subscriber a digest.",
-                  no_args_is_help=True, pretty_exceptions_enable=False,
+                  no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
 
 

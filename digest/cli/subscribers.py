@@ -12,7 +12,7 @@ from digest.cli.console import err, out, print_table
 from digest.cli.context import EmailArgument, ListOption, ready_app
 
 subscribers_app = typer.Typer(help="Add, import, export and unsubscribe subscribers.",
-                              no_args_is_help=True)
+                              no_args_is_help=True, rich_markup_mode=None)
 
 
 @subscribers_app.command("add")
