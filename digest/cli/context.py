@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from digest.cli.console import err
+from digest.cli.console import err, use_scrubber
 from digest.config import load_config
 from digest.errors import InputError
 
@@ -41,7 +41,9 @@ class State:
             from digest.app import App
 
             self._app = App(load_config(self.config_path))
-            # Every log line from here on passes the scrubber: no configured secret is printed.
+            # Every line printed and logged from here on passes the scrubber: no configured
+            # secret is printed (handlers other than ours, e.g. a test's capture, get the filter).
+            use_scrubber(self._app.scrubber)
             for handler in logging.getLogger().handlers:
                 handler.addFilter(self._app.scrubber)
         return self._app
