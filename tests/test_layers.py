@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # The registry is declarations only (sections, env names, dotted factory paths): config
     # derives its provider sections from it, so it sits beside config, below the adapters.
     ("data", ("subscribers", "digest.models", "digest.config", "digest.config_checks",
-              "digest.db", "digest.migrations",
+              "digest.db", "digest.db_errors", "digest.migrations",
               "digest.schedule", "digest.outbound", "digest.sanitize", "digest.ratelimit",
               "digest.transports.registry", "digest.transports.settings")),
     ("edges", ("digest.transports", "digest.sources")),

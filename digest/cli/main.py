@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from digest.cli.console import err, stderr
 from digest.cli.content import collect, preview
@@ -27,6 +27,7 @@ from digest.cli.lists import lists_app
 from digest.cli.service import init, schedule, serve, status
 from digest.cli.subscribers import subscribers_app
 from digest.cli.suppressions import suppressions_app
+from digest.db_errors import explain
 from digest.errors import DigestError
 
 app = typer.Typer(help="Collect a news site's new posts and mail every subscriber a digest.",
@@ -70,14 +71,11 @@ def main() -> None:
         if exc.hint:
             err.print(f"hint: {exc.hint}")
         sys.exit(exc.exit_code)
-    except OperationalError as exc:
-        _traceback(debug)
-        err.print(f"error: database error: {exc.orig}")
-        err.print("hint: check [database] url, and run `digest init` if the schema is missing")
-        sys.exit(1)
     except SQLAlchemyError as exc:
         _traceback(debug)
-        err.print(f"error: database error: {exc}")
+        problem = explain(exc)
+        err.print(f"error: {problem.message}")
+        err.print(f"hint: {problem.hint}")
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
