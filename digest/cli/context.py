@@ -71,13 +71,13 @@ def parse_date(value: Optional[str]) -> date:
         raise InputError(f"--date {value!r} is not a date", hint="write it as YYYY-MM-DD") from None
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT: the sends in flight finish and are recorded first."""
+def stop_on_signals(doing: str = "finishing the sends in flight, then stopping"
+                    ) -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the work in flight (``doing``) finishes first."""
     stop = threading.Event()
 
     def finish(signum: int, _frame: object) -> None:
-        err.print(f"{signal.Signals(signum).name}: finishing the sends in flight, then "
-                  "stopping", markup=False)
+        err.print(f"{signal.Signals(signum).name}: {doing}", markup=False)
         stop.set()
 
     signal.signal(signal.SIGTERM, finish)
