@@ -198,7 +198,9 @@ class MessageBuilder:
                                   f"{exc}", hint='write it as "Name <address@example.com>"'
                                   ) from None
         subject = one_line(self.variant.subject)
-        if _needs_own_encoding(subject):
+        # Non-ASCII too: when the email package folds a long non-ASCII subject it may put a
+        # space of the text between two encoded words, where readers drop it (RFC 2047 6.2).
+        if _needs_own_encoding(subject) or not subject.isascii():
             own.append(f"Subject: {_encoded_words(subject, 'Subject')}")
         else:
             head["Subject"] = subject

@@ -116,6 +116,7 @@ def an_smtp_site(tmp_path: Path, database_url: str, server: SmtpServer) -> Path:
     return path
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 @pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
 def test_an_smtp_server_echoing_the_login_does_not_get_it_printed(tmp_path, sqlite_url, digest,
                                                                   debug):
