@@ -41,3 +41,26 @@ def test_the_health_check_answers_get_and_refuses_post(reader_site):
     server = reader_site.server
     assert httpx.get(f"{server.url}/healthz").text == "ok"
     assert httpx.post(f"{server.url}/healthz").status_code == 405
+
+
+def test_head_or_put_on_a_confirmation_link_confirms_nothing(reader_site):
+    app, server = reader_site.app, reader_site.server
+    signed = app.self_service.sign_up("bo@example.org", ["morning"])
+    link = app.confirm_url(signed.subscriber_id).replace(app.config.web.base_url, server.url)
+    assert httpx.head(link).status_code == 200
+    assert httpx.put(link).status_code == 405
+    statuses = {row.email: row.status for row in app.subscribers.rows("morning")}
+    assert statuses["bo@example.org"] != "active"
+    assert httpx.post(link).status_code == 200                        # the button does
+    assert {row.email: row.status for row in app.subscribers.rows("morning")
+            }["bo@example.org"] == "active"
+
+
+def test_head_or_delete_on_a_preferences_link_changes_nothing(reader_site):
+    app, server = reader_site.app, reader_site.server
+    ana = app.subscribers.get_subscriber("ana@example.org")
+    link = app.preferences_url(ana.id, app.lists.get("morning").id).replace(
+        app.config.web.base_url, server.url)
+    assert httpx.head(link, params={"action": "leave"}).status_code == 200
+    assert httpx.delete(link).status_code == 405
+    assert reader_site.status() == "active"
