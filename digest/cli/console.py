@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from digest.scrub import Scrubber
 
@@ -82,8 +83,10 @@ err = _ScrubbingConsole(file=stderr, highlight=False, markup=False, emoji=False,
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[str]],
                 title: Optional[str] = None) -> None:
-    """A table of text cells on stdout."""
+    """A table of text cells on stdout; cells are plain text (names and titles come from
+    outside, and a "[…]" in them is not Rich markup)."""
     table = Table(*columns, title=title)
     for row in rows:
-        table.add_row(*(_scrubber.text(cell) for cell in row))
+        table.add_row(*(Text(_scrubber.text(cell)) if isinstance(cell, str) else cell
+                        for cell in row))
     out.print(table)

@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from digest.app import App
-from digest.web import confirm, preferences, subscribe, unsubscribe
+from digest.web import confirm, editor, preferences, subscribe, unsubscribe
 from digest.web.body import BODY_TIMEOUT_SECONDS, FORM_BODY_LIMIT, BodyTimeout
 from digest.web.webhooks import routes as webhook_routes
 from digest.web.webhooks.base import Webhook
@@ -39,6 +39,7 @@ def create_app(app: App, *, webhooks: dict[str, Webhook] | None = None,
         *subscribe.routes(app),
         *confirm.routes(app),
         *preferences.routes(app),
+        *editor.routes(app),
         Route("/healthz", health, methods=["GET"]),    # HEAD comes with GET
     ], max_body_size=FORM_BODY_LIMIT,
         middleware=[Middleware(BodyTimeout, seconds=body_timeout)])
