@@ -93,3 +93,10 @@ def test_every_bracketed_word_in_the_help_texts_is_shown(tmp_path, digest):
             assert " ".join(word.split()) in shown, f"`digest {' '.join(path)} --help` lost {word}"
             checked += 1
     assert checked >= 3          # [tiers], [default: today], [default: ./digest.toml], …
+
+
+def test_every_typer_app_keeps_its_help_texts_as_written():
+    groups = [command for _path, command in _commands(typer.main.get_command(cli_app))
+              if hasattr(command, "commands")]
+    assert len(groups) >= 4
+    assert all(group.rich_markup_mode is None for group in groups)
