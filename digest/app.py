@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import jinja2
+from pydantic import BaseModel, SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -225,12 +226,15 @@ class App:
     @cached_property
     def scrubber(self) -> Scrubber:
         """Every configured secret, for error texts and, as a logging filter and on the CLI's
-        output, every line printed: each provider's secret keys (from the registry), the web
-        secret key, the database URL's password, and SMTP's AUTH PLAIN and LOGIN forms
-        (base64 of ``\\0user\\0password`` and of ``user:password``)."""
-        found = [secret for name, provider in PROVIDERS.items()
-                 for secret in provider.secrets(provider_settings(self.config, name))]
-        found.append(("secret key", self.config.web.secret_key.get_secret_value()))
+        output, every line printed: each secret key of every section (found by walking the
+        config, so that a secret added later is covered without a line here), the database
+        URL's password, and SMTP's AUTH PLAIN and LOGIN forms (base64 of ``\\0user\\0password``
+        and of ``user:password``)."""
+        found = [(key.replace("_", " "), value.get_secret_value())
+                 for name in type(self.config).model_fields
+                 if isinstance(section := getattr(self.config, name), BaseModel)
+                 for key in type(section).model_fields
+                 if isinstance(value := getattr(section, key), SecretStr)]
         smtp = self.config.smtp
         password = smtp.password.get_secret_value()
         if smtp.username and password:
