@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 import jinja2
+from pydantic import BaseModel, SecretStr
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -223,11 +225,23 @@ class App:
 
     @cached_property
     def scrubber(self) -> Scrubber:
-        """Every configured secret, for error texts and, as a logging filter, every log line:
-        each provider's secret keys (from the registry) and the web secret key."""
-        found = [secret for name, provider in PROVIDERS.items()
-                 for secret in provider.secrets(provider_settings(self.config, name))]
-        return Scrubber([*found, ("secret key", self.config.web.secret_key.get_secret_value())])
+        """Every configured secret, for error texts and, as a logging filter and on the CLI's
+        output, every line printed: each secret key of every section (found by walking the
+        config, so that a secret added later is covered without a line here), the database
+        URL's password, and SMTP's AUTH PLAIN and LOGIN forms (base64 of ``\\0user\\0password``
+        and of ``user:password``)."""
+        found = [(key.replace("_", " "), value.get_secret_value())
+                 for name in type(self.config).model_fields
+                 if isinstance(section := getattr(self.config, name), BaseModel)
+                 for key in type(section).model_fields
+                 if isinstance(value := getattr(section, key), SecretStr)]
+        smtp = self.config.smtp
+        password = smtp.password.get_secret_value()
+        if smtp.username and password:
+            found += [("password", f"\0{smtp.username}\0{password}"),
+                      ("password", f"{smtp.username}:{password}")]
+        found.append(("database password", make_url(self.config.database_url).password or ""))
+        return Scrubber(found)
 
     def rate_limiter(self) -> RateLimiter | None:
         from digest.ratelimit import RateLimiter

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import (ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator,
                       model_validator)
 
+from digest.config_checks import BareAddress, DatabaseUrl, LinkUrl, MailAddress
 from digest.errors import ConfigError
 from digest.transports.registry import PROVIDERS
 from digest.transports.settings import OneLine, Section
@@ -43,13 +44,13 @@ TransportName = Literal[tuple(PROVIDERS)]  # type: ignore[valid-type]
 
 
 class DatabaseConfig(Section):
-    url: str = "sqlite:///digest.db"
+    url: DatabaseUrl = "sqlite:///digest.db"
 
 
 class SiteConfig(Section):
     name: OneLine = "Example Newsroom"
-    url: str = "https://news.example.com"
-    signin_url: str = ""
+    url: LinkUrl = "https://news.example.com"
+    signin_url: LinkUrl = ""
 
 
 class SourceConfig(Section):
@@ -85,10 +86,10 @@ class DeliveryConfig(Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     transport: TransportName = "file"
-    from_: OneLine = Field(default="Example Digest <digest@news.example.com>", alias="from")
-    reply_to: OneLine = ""
+    from_: MailAddress = Field(default="Example Digest <digest@news.example.com>", alias="from")
+    reply_to: MailAddress = ""
     outbox: str = "outbox"
-    unsubscribe_mailto: OneLine = ""          # goes into List-Unsubscribe as it is
+    unsubscribe_mailto: BareAddress = ""      # goes into List-Unsubscribe as it is
     batch_size: int = Field(default=100, gt=0)
     concurrency: int = Field(default=4, gt=0, le=64)
     rate_per_second: float = Field(default=0, ge=0)
@@ -101,7 +102,7 @@ class DeliveryConfig(Section):
 
 
 class WebConfig(Section):
-    base_url: str = "https://digest.news.example.com"
+    base_url: LinkUrl = "https://digest.news.example.com"
     secret_key: SecretStr = SecretStr("")
     link_max_age_days: int = Field(default=365, gt=0)
     host: str = "127.0.0.1"                  # where `digest serve` listens
@@ -150,7 +151,7 @@ class ScheduleConfig(Section):
 
 
 class AlertsConfig(Section):
-    to: list[str] = []                                # admin addresses; empty: no alerts
+    to: list[MailAddress] = []                        # admin addresses; empty: no alerts
     source_failures: int = Field(default=3, gt=0)     # alert when a source fails this many in a row
 
 
@@ -336,7 +337,7 @@ def _describe(exc: ValidationError, source: Path | str, text: str) -> str:
             suggestion = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(f"{at}: unknown key {where}{suggestion}")
         else:
-            problems.append(f"{at}: {where}: {error['msg']}")
+            problems.append(f"{at}: {where}: {error['msg'].removeprefix('Value error, ')}")
     return "invalid config: " + "; ".join(problems)
 
 

@@ -73,8 +73,13 @@ def _address_header(name: str, address: str) -> str:
     if not name:
         return address
     if name.isascii() and not _needs_own_encoding(name):
-        if _PLAIN_PHRASE.fullmatch(name) and name.strip() == name:
+        if _PLAIN_PHRASE.fullmatch(name) and name.strip() == name and "  " not in name:
             return f"{name} <{address}>"
+        if "  " in name:
+            # Runs of spaces collapse in an unquoted phrase, and formataddr quotes only for
+            # specials: quote it here so that "Ann  Lee" reads back as written.
+            quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+            return f'"{quoted}" <{address}>'
         return formataddr((name, address))
     encoded = name.encode("utf-8")
     if len(encoded) <= 45 and len(address) < 60:
@@ -197,7 +202,9 @@ class MessageBuilder:
                                   f"{exc}", hint='write it as "Name <address@example.com>"'
                                   ) from None
         subject = one_line(self.variant.subject)
-        if _needs_own_encoding(subject):
+        # Non-ASCII too: when the email package folds a long non-ASCII subject it may put a
+        # space of the text between two encoded words, where readers drop it (RFC 2047 6.2).
+        if _needs_own_encoding(subject) or not subject.isascii():
             own.append(f"Subject: {_encoded_words(subject, 'Subject')}")
         else:
             head["Subject"] = subject

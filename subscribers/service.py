@@ -8,6 +8,7 @@ subscribers.lists; reading and writing CSV files is subscribers.csv_io.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -117,26 +118,41 @@ class SubscriberService:
             return AddResult(subscriber, created, resubscribed,
                              suppression.reason if suppression else "", erased)
 
-    def import_csv(self, path: str | Path, *, list_slug: str,
-                   resubscribe: bool = False) -> ImportReport:
+    def import_csv(self, path: str | Path, *, list_slug: str, resubscribe: bool = False,
+                   from_line: int = 1, stop: threading.Event | None = None) -> ImportReport:
         """Import ``email,name,tier`` rows. Bad rows are reported by line; good rows stored.
 
         People who unsubscribed stay unsubscribed unless ``resubscribe`` is set: an import
         must not undo someone's choice to leave. An optional ``status`` column (as the export
         writes it) saying ``unsubscribed`` stores that subscription unsubscribed, so that an
         export imported elsewhere does not subscribe the people who had left.
+
+        Rows are stored in batches of :data:`IMPORT_BATCH`, each all-or-nothing. When ``stop``
+        is set (SIGTERM, Ctrl-C) the rows already read are stored as one last batch and the
+        import ends with ``report.resume_line``, the first line not stored. ``from_line``
+        resumes there: earlier lines are read only to know the addresses they hold (an address
+        repeated further down is still "already on line …"), and are neither stored nor
+        reported again.
         """
         report = ImportReport()
         list_id = self.lists.get(list_slug).id
         batch: dict[str, ImportRow] = {}
         for row in read_import(Path(path), report, tiers=self.tiers,
                                check_deliverability=self.check_deliverability):
+            if row.line < from_line:
+                continue
+            if stop is not None and stop.is_set():
+                report.resume_line = row.line
+                break
             batch[row.key] = row
             if len(batch) >= IMPORT_BATCH:
                 self._store_batch(list_id, batch, report, resubscribe)
                 batch = {}
         if batch:
             self._store_batch(list_id, batch, report, resubscribe)
+        report.errors = [(line, message) for line, message in report.errors
+                         if line >= from_line and (report.resume_line is None
+                                                   or line < report.resume_line)]
         return report
 
     def _store_batch(self, list_id: int, batch: dict[str, ImportRow], report: ImportReport,
@@ -200,6 +216,7 @@ class SubscriberService:
                         subscription.status, subscription.unsubscribed_at = ACTIVE, None
                     else:
                         report.kept_unsubscribed += 1
+        report.stored += len(batch)          # committed: the whole batch, or none of it
 
     def rows(self, list_slug: str | None = None, *, status: str | None = None
              ) -> list[SubscriberRow]:

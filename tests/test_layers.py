@@ -20,7 +20,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("digest.errors", "digest.timeutil", "digest.scrub")),
     # The registry is declarations only (sections, env names, dotted factory paths): config
     # derives its provider sections from it, so it sits beside config, below the adapters.
-    ("data", ("subscribers", "digest.models", "digest.config", "digest.db", "digest.migrations",
+    ("data", ("subscribers", "digest.models", "digest.config", "digest.config_checks",
+              "digest.db", "digest.db_errors", "digest.migrations",
               "digest.schedule", "digest.outbound", "digest.sanitize", "digest.ratelimit",
               "digest.transports.registry", "digest.transports.settings")),
     ("edges", ("digest.transports", "digest.sources")),

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.text import Text
 
 from digest.cli.console import err, out
 from digest.cli.context import DateOption, ListOption, parse_date, ready_app
@@ -28,7 +29,7 @@ def collect(ctx: typer.Context) -> None:
 def print_collect(reports: list) -> None:
     for report in reports:
         if not report.ok:
-            err.print(f"[bold red]{report.name}[/]: failed: {report.error}", markup=True)
+            err.print(Text.assemble((report.name, "bold red"), f": failed: {report.error}"))
             continue
         if report.not_modified:
             out.print(f"{report.name}: not modified since the last fetch")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from digest.cli.console import err
+from digest.cli.console import err, use_scrubber
 from digest.config import load_config
 from digest.errors import InputError
 
@@ -41,7 +41,9 @@ class State:
             from digest.app import App
 
             self._app = App(load_config(self.config_path))
-            # Every log line from here on passes the scrubber: no configured secret is printed.
+            # Every line printed and logged from here on passes the scrubber: no configured
+            # secret is printed (handlers other than ours, e.g. a test's capture, get the filter).
+            use_scrubber(self._app.scrubber)
             for handler in logging.getLogger().handlers:
                 handler.addFilter(self._app.scrubber)
         return self._app
@@ -69,13 +71,13 @@ def parse_date(value: Optional[str]) -> date:
         raise InputError(f"--date {value!r} is not a date", hint="write it as YYYY-MM-DD") from None
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT: the sends in flight finish and are recorded first."""
+def stop_on_signals(doing: str = "finishing the sends in flight, then stopping"
+                    ) -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the work in flight (``doing``) finishes first."""
     stop = threading.Event()
 
     def finish(signum: int, _frame: object) -> None:
-        err.print(f"{signal.Signals(signum).name}: finishing the sends in flight, then "
-                  "stopping", markup=False)
+        err.print(f"{signal.Signals(signum).name}: {doing}", markup=False)
         stop.set()
 
     signal.signal(signal.SIGTERM, finish)

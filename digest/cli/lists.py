@@ -10,7 +10,8 @@ from digest.cli.console import out, print_table
 from digest.cli.context import ready_app
 from digest.schedule import describe_schedule
 
-lists_app = typer.Typer(help="Create and show mailing lists.", no_args_is_help=True)
+lists_app = typer.Typer(help="Create and show mailing lists.", no_args_is_help=True,
+                        rich_markup_mode=None)
 
 TimeOption = Annotated[Optional[str], typer.Option(
     "--time", help="Send time, HH:MM in the list's time zone (\"\" to unschedule).")]

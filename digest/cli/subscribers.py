@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -9,10 +11,10 @@ from typing import Annotated, Optional
 import typer
 
 from digest.cli.console import err, out, print_table
-from digest.cli.context import EmailArgument, ListOption, ready_app
+from digest.cli.context import EmailArgument, ListOption, ready_app, stop_on_signals
 
 subscribers_app = typer.Typer(help="Add, import, export and unsubscribe subscribers.",
-                              no_args_is_help=True)
+                              no_args_is_help=True, rich_markup_mode=None)
 
 
 @subscribers_app.command("add")
@@ -89,18 +91,40 @@ def import_csv(
     list_slug: ListOption,
     resubscribe: Annotated[bool, typer.Option(help="Also subscribe again people who "
                                                    "unsubscribed.")] = False,
+    from_line: Annotated[int, typer.Option(
+        "--from-line", min=1, help="Resume an interrupted import at this line of the file "
+                                   "(the one it printed).")] = 1,
 ) -> None:
-    """Import subscribers from CSV; bad rows are reported by line and the good ones stored."""
-    report = ready_app(ctx).subscribers.import_csv(file, list_slug=list_slug,
-                                                resubscribe=resubscribe)
+    """Import subscribers from CSV; bad rows are reported by line and the good ones stored.
+
+    Rows are stored in batches of 1,000, each all-or-nothing. SIGTERM or Ctrl-C stores the
+    rows already read, says how many, and prints the command that resumes the import.
+    """
+    application = ready_app(ctx)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    stop = stop_on_signals("storing the rows already read, then stopping")
+    try:
+        report = application.subscribers.import_csv(file, list_slug=list_slug,
+                                                    resubscribe=resubscribe,
+                                                    from_line=from_line, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     for warning in report.warnings:
-        err.print(f"warning: {warning}", markup=False)
+        err.print(f"warning: {warning}")
     for line, message in report.errors:
-        err.print(f"{file}:{line}: {message}", markup=False)
+        err.print(f"{file}:{line}: {message}")
     out.print(f"Imported into {list_slug}: {report.added} added, {report.updated} updated, "
               f"{report.unchanged} unchanged, {len(report.errors)} rejected"
               + (f", {report.kept_unsubscribed} kept unsubscribed (use --resubscribe)"
                  if report.kept_unsubscribed else "") + ".")
+    if report.resume_line is not None:
+        err.print(f"interrupted: {report.stored:,} rows stored (lines {from_line} to "
+                  f"{report.resume_line - 1}); nothing from line {report.resume_line} on. "
+                  f"Resume with: digest subscribers import {shlex.quote(str(file))} --list "
+                  f"{shlex.quote(list_slug)} --from-line {report.resume_line}"
+                  + (" --resubscribe" if resubscribe else ""))
+        raise typer.Exit(130)
     if report.errors:
         raise typer.Exit(2)
 

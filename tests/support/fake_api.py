@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,6 +38,7 @@ class Step:
     response: Response | None = None
     delay: float = 0.0
     times: int = 1
+    reply: Callable[[Request], Response] | None = None     # an answer made from the request
 
 
 def passes(times: int = 1) -> Step:
@@ -53,6 +55,17 @@ def answer(status: int, body: Any = b"", headers: dict[str, str] | None = None, 
     else:
         payload, content_type = json.dumps(body).encode(), {"Content-Type": "application/json"}
     return Step(Response(status, payload, {**content_type, **(headers or {})}), times=times)
+
+
+def echo_credentials(status: int = 401, *, times: int = 1) -> Step:
+    """Answer the next ``times`` requests with ``status`` and a JSON body quoting the request's
+    ``Authorization`` header and its query string, as some providers' error pages do."""
+    def reply(request: Request) -> Response:
+        body = {"message": f"not authorised: {request.header('authorization')}",
+                "errors": [{"message": f"request {request.path} with "
+                                       f"{request.header('authorization')!r}"}]}
+        return Response(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    return Step(reply=reply, times=times)
 
 
 def hang(seconds: float, *, times: int = 1) -> Step:
@@ -98,6 +111,8 @@ class FakeApi:
             step = self._script.popleft() if self._script else Step()
             if step.response is not None:
                 return step.response
+            if step.reply is not None:
+                return step.reply(request)
             response = self.handle(request)
         # The server sleeps the delay after this returns, outside the lock.
         return replace(response, delay=step.delay)
