@@ -30,7 +30,8 @@ from subscribers.suppressions import Suppressions
 from subscribers.tokens import TokenSigner
 
 if TYPE_CHECKING:
-    from digest.deliver import Deliverer, DeliveryQueue, ProgressListener
+    from digest.deliver import DeliveryQueue, ProgressListener
+    from digest.sending import Deliverer
     from digest.ratelimit import RateLimiter
     from digest.render import Renderer
     from digest.sources.base import Source
@@ -198,7 +199,7 @@ class App:
     def deliverer(self, *, concurrency: int | None = None, worker_id: str | None = None,
                   progress: ProgressListener | None = None) -> Deliverer:
         """The delivery path `digest send` and `digest worker` share."""
-        from digest.deliver import Deliverer
+        from digest.sending import Deliverer
 
         delivery = self.config.delivery
         return Deliverer(self.delivery_queue(worker_id), self.transport,

@@ -15,7 +15,6 @@ import logging
 import os
 import random
 import socket
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,7 +29,6 @@ from digest.db import session_scope
 from digest.errors import TransportError
 from digest.message import Recipient
 from digest.models import Delivery, DeliveryStatus, Edition
-from digest.ratelimit import RateLimiter
 from digest.timeutil import UTCDateTime, utcnow
 from digest.outbound import OutgoingMessage, Outcome, SendResult
 from subscribers.models import Subscriber, Subscription, Suppression
@@ -329,112 +327,3 @@ def _skip_reason(person: object | None) -> str:
     if getattr(person, "suppressed", None):
         return f"skipped: address suppressed ({person.suppressed})"  # type: ignore[attr-defined]
     return "skipped: unsubscribed before it was sent"
-
-
-class Deliverer:
-    """Drains the queue with ``concurrency`` sending threads, each with a transport of its own
-    (for SMTP, a pool of persistent connections), sharing one rate limiter."""
-
-    def __init__(self, queue: DeliveryQueue, transports: Callable[[], Transport],
-                 make_message: MessageFactory, *, batch_size: int = 100, concurrency: int = 1,
-                 rate_limiter: RateLimiter | None = None,
-                 progress: ProgressListener | None = None) -> None:
-        self.queue = queue
-        self.transports = transports
-        self.make_message = make_message
-        self.batch_size = max(1, batch_size)
-        self.concurrency = max(1, concurrency)
-        self.rate_limiter = rate_limiter
-        self.progress = progress
-        self._lock = threading.Lock()
-
-    def run(self, *, edition_ids: Sequence[int] | None = None, list_id: int | None = None,
-            stop: threading.Event | None = None) -> DeliveryStats:
-        """Send until nothing due is left or ``stop`` is set; return the totals.
-
-        A batch in flight is always finished and recorded before returning."""
-        stop = stop or threading.Event()
-        scope = {"edition_ids": edition_ids, "list_id": list_id}
-        total = DeliveryStats()
-        errors: list[BaseException] = []
-        self.queue.recover_stale()
-        if self.progress:
-            self.progress.started(self.queue.count_due(**scope))
-        threads = [threading.Thread(target=self._drain, name=f"sender-{n}",
-                                    args=(n, scope, stop, total, errors))
-                   for n in range(self.concurrency)]
-        if len(threads) == 1:
-            threads[0].run()              # no thread needed; keeps tracebacks simple
-        else:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        if errors:
-            raise errors[0]
-        return total
-
-    def _drain(self, number: int, scope: dict, stop: threading.Event, total: DeliveryStats,
-               errors: list[BaseException]) -> None:
-        queue = self.queue if self.concurrency == 1 else self.queue.for_thread(number)
-        try:
-            transport = self.transports()
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
-            return
-        size = min(self.batch_size, transport.max_batch)
-        if self.rate_limiter is not None and self.rate_limiter.max_burst is not None:
-            size = min(size, self.rate_limiter.max_burst)
-        try:
-            while not stop.is_set():
-                claimed = queue.claim(size, **scope)
-                if not claimed:
-                    break
-                if self.rate_limiter is not None:
-                    self.rate_limiter.acquire(len(claimed))
-                stats = self.send_batch(queue, transport, claimed)
-                with self._lock:
-                    total.add(stats)
-                    if self.progress:
-                        self.progress.advanced(stats)
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
-        finally:
-            try:
-                transport.close()
-            except Exception as exc:  # what was sent is recorded; say what could not close
-                log.error("transport close failed: %s", exc)
-                errors.append(exc)
-
-    def send_batch(self, queue: DeliveryQueue, transport: Transport,
-                   claimed: Sequence[Claimed]) -> DeliveryStats:
-        messages: list[OutgoingMessage] = []
-        results: list[SendResult] = []
-        for item in claimed:
-            try:
-                messages.append(self.make_message(item))
-            except Exception as exc:  # a broken row must not stop the batch
-                log.exception("build delivery=%d failed", item.delivery_id)
-                results.append(SendResult(item.delivery_id, Outcome.FAILED,
-                                          error=f"could not build the message: {exc}"))
-        try:
-            results.extend(transport.send(messages) if messages else [])
-        except TransportError as exc:
-            if not exc.retry:
-                done = {r.delivery_id for r in results}
-                queue.release([c for c in claimed if c.delivery_id not in done], str(exc))
-                queue.record(claimed, results)
-                raise
-            # A request that may have been processed is uncertain, like a lost SMTP reply:
-            # the uncertain policy decides whether it is sent again.
-            outcome = Outcome.UNCERTAIN if exc.maybe_sent else Outcome.RETRY
-            done = {r.delivery_id for r in results}
-            results.extend(SendResult(m.delivery_id, outcome, error=str(exc),
-                                      retry_after=exc.retry_after)
-                           for m in messages if m.delivery_id not in done)
-        stats = queue.record(claimed, results)
-        log.debug("batch worker=%s sent=%d retried=%d failed=%d", queue.worker_id,
-                  stats.sent, stats.retried, stats.failed)
-        return stats

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "digest.schedule", "digest.outbound", "digest.sanitize", "digest.ratelimit",
               "digest.transports.registry", "digest.transports.settings")),
     ("edges", ("digest.transports", "digest.sources")),
-    ("content", ("digest.deliver", "digest.render", "digest.message", "digest.editions",
+    ("content", ("digest.deliver", "digest.sending", "digest.render", "digest.message", "digest.editions",
                  "digest.collect", "digest.variants", "digest.history",
                  "digest.alerts", "digest.dkim")),
     ("jobs", ("digest.app", "digest.jobs", "digest.runs", "digest.status", "digest.scheduler",
