@@ -1,20 +1,21 @@
 """Deliver: claim pending deliveries, personalise, hand them to a transport, record the outcome.
 
-A claim (worker id, time, attempt) is committed *before* the transport is called, and a sent
+A claim (holder, time, attempt) is committed *before* the transport is called, and a sent
 message is recorded with its provider id right after the server accepted it. So a worker that
-dies leaves claimed rows behind, which the next worker finds (after ``claim_timeout``) and marks
-``uncertain``: the message may or may not have reached the server. What happens to them then is
-the documented ``[delivery] uncertain`` policy: ``"hold"`` (the default: never resent, reported
-by `digest status`) or ``"resend"`` (back to pending; a subscriber may get it twice).
+dies leaves claimed rows behind, and only those: the next `send`, `run`, `worker` (and
+`digest status`, which only counts them) finds them at once when the holder was a process of
+this host that is gone (see :mod:`digest.holders`), otherwise after ``claim_timeout``, and
+marks them ``uncertain``: the message may or may not have reached the server. What happens to
+them then is the documented ``[delivery] uncertain`` policy: ``"hold"`` (the default: never
+resent, reported by `digest status`) or ``"resend"`` (back to pending; a subscriber may get it
+twice).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import os
 import random
-import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from sqlmodel import Session
 
 from digest.db import session_scope
 from digest.errors import TransportError
+from digest.holders import is_gone, process_of, this_process
 from digest.message import Recipient
 from digest.models import Delivery, DeliveryStatus, Edition
 from digest.timeutil import UTCDateTime, utcnow
@@ -58,7 +60,8 @@ class Transport(Protocol):
 
 
 def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
+    """host:pid:process start time, so that claims of a process that is gone are known."""
+    return this_process()
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class DeliveryStats:
     failed: int = 0
     retried: int = 0
     uncertain: int = 0
+    recovered: int = 0            # claims of a stopped process, handled by the uncertain policy
+    released: int = 0             # claims given back untouched (stopped by a signal or an error)
     editions: set[int] = field(default_factory=set)
 
     def add(self, other: DeliveryStats) -> None:
@@ -102,6 +107,8 @@ class DeliveryStats:
         self.failed += other.failed
         self.retried += other.retried
         self.uncertain += other.uncertain
+        self.recovered += other.recovered
+        self.released += other.released
         self.editions |= other.editions
 
 
@@ -294,22 +301,42 @@ class DeliveryQueue:
                         claimed_by="", last_error=error[:1000]),
                 [{"b_id": c.delivery_id} for c in claimed])
 
-    def recover_stale(self) -> int:
-        """Claims older than ``claim_timeout`` belong to a worker that died: mark them uncertain
-        (or, under the ``resend`` policy, make them pending again). Returns how many."""
+    def _gone_holders(self, session: Session) -> list[str]:
+        holders = session.scalars(select(Delivery.claimed_by).distinct()
+                                  .where(Delivery.status == DeliveryStatus.CLAIMED)).all()
+        return [holder for holder in holders if holder and is_gone(holder)]
+
+    def count_orphaned(self) -> int:
+        """Claims held by a process of this host that is gone, or older than the timeout:
+        what the next send or worker hands to the uncertain policy. Changes nothing."""
+        with Session(self.engine) as session:
+            return session.scalar(select(func.count()).select_from(Delivery)
+                                  .where(self._orphaned(session))) or 0
+
+    def _orphaned(self, session: Session) -> ColumnElement[bool]:
         cutoff = self.clock() - self.claim_timeout
-        stale = and_(Delivery.status == DeliveryStatus.CLAIMED, Delivery.claimed_at < cutoff)
+        return and_(Delivery.status == DeliveryStatus.CLAIMED,
+                    or_(Delivery.claimed_at < cutoff,
+                        Delivery.claimed_by.in_(self._gone_holders(session))))
+
+    def recover_stale(self) -> int:
+        """Claims of a worker that died — its process is gone from this host, or the claim is
+        older than ``claim_timeout`` — are marked uncertain (or, under the ``resend`` policy,
+        made pending again). Returns how many."""
         with session_scope(self.engine) as session:
             if self.uncertain_policy == "resend":
                 values = {"status": DeliveryStatus.PENDING, "not_before": None,
+                          "claimed_by": "",
                           "last_error": "its worker stopped mid-send; resent by policy"}
             else:
                 values = {"status": DeliveryStatus.UNCERTAIN,
                           "last_error": "its worker stopped mid-send; may or may not have "
                                         "been delivered"}
-            count = session.execute(update(Delivery).where(stale).values(**values)).rowcount
+            count = session.execute(update(Delivery).where(self._orphaned(session))
+                                    .values(**values)).rowcount
         if count:
-            log.warning("recover stale_claims=%d policy=%s", count, self.uncertain_policy)
+            log.warning("recover stale_claims=%d policy=%s holder=%s", count,
+                        self.uncertain_policy, process_of(self.worker_id))
         return count
 
 

@@ -46,7 +46,7 @@ class Deliverer:
         scope = {"edition_ids": edition_ids, "list_id": list_id}
         total = DeliveryStats()
         errors: list[BaseException] = []
-        self.queue.recover_stale()
+        total.recovered = self.queue.recover_stale()
         if self.progress:
             self.progress.started(self.queue.count_due(**scope))
         threads = [threading.Thread(target=self._drain, name=f"sender-{n}",

@@ -7,6 +7,7 @@ Command modules import this one, never ``digest.cli.main``, which imports them.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from datetime import date
@@ -69,13 +70,29 @@ def parse_date(value: Optional[str]) -> date:
         raise InputError(f"--date {value!r} is not a date", hint="write it as YYYY-MM-DD") from None
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT: the sends in flight finish and are recorded first."""
-    stop = threading.Event()
+class SignalStop(threading.Event):
+    """Set by the first SIGTERM or SIGINT; remembers which, for the exit code (128 + signal)."""
+
+    signal_name: str = ""
+    exit_code: int = 0
+
+
+def stop_on_signals() -> SignalStop:
+    """An event set by SIGTERM or SIGINT: the sends in flight finish and are recorded first.
+
+    A second signal (Ctrl-C pressed again) stops the process at once: what was in flight is
+    then found by the next run, which sees that its holder is gone (``digest.holders``)."""
+    stop = SignalStop()
 
     def finish(signum: int, _frame: object) -> None:
-        err.print(f"{signal.Signals(signum).name}: finishing the sends in flight, then "
-                  "stopping", markup=False)
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            err.print(f"\n{name} again: stopping now; the next `digest send` or `digest "
+                      "worker` settles what was in flight", markup=False)
+            os._exit(128 + signum)
+        stop.signal_name, stop.exit_code = name, 128 + signum
+        err.print(f"{name}: finishing the sends in flight, then stopping (again to stop "
+                  "at once)", markup=False)
         stop.set()
 
     signal.signal(signal.SIGTERM, finish)
