@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from digest.deliver import (Claimed, DeliveryQueue, DeliveryStats, MessageFactory,
                             ProgressListener, Transport)
-from digest.errors import TransportError
+from digest.errors import DigestError, TransportError
 from digest.outbound import OutgoingMessage, Outcome, SendResult
 from digest.ratelimit import RateLimiter
 
@@ -100,29 +100,35 @@ class Deliverer:
     def send_batch(self, queue: DeliveryQueue, transport: Transport,
                    claimed: Sequence[Claimed]) -> DeliveryStats:
         messages: list[OutgoingMessage] = []
-        results: list[SendResult] = []
         for item in claimed:
             try:
                 messages.append(self.make_message(item))
-            except Exception as exc:  # a broken row must not stop the batch
+            except Exception as exc:
+                # A template or a setting of ours, not the reader: every message would fail
+                # alike. Nothing was handed over; give the claims back and stop the run.
                 log.exception("build delivery=%d failed", item.delivery_id)
-                results.append(SendResult(item.delivery_id, Outcome.FAILED,
-                                          error=f"could not build the message: {exc}"))
+                queue.release(claimed, f"could not build the message: {exc}")
+                raise DigestError(f"could not build the message for delivery "
+                                  f"{item.delivery_id}: {type(exc).__name__}: {exc}",
+                                  hint="fix the template (templates/email/) or the setting "
+                                       "the error names, then run `digest send` again: the "
+                                       "deliveries stay pending") from exc
+        results: list[SendResult] = []
         try:
             results.extend(transport.send(messages) if messages else [])
         except TransportError as exc:
             if not exc.retry:
+                # The sender's side: record what was handed over, give back the rest, stop.
+                results = list(exc.handed_over)
                 done = {r.delivery_id for r in results}
-                queue.release([c for c in claimed if c.delivery_id not in done], str(exc))
                 queue.record(claimed, results)
+                queue.release([c for c in claimed if c.delivery_id not in done], str(exc))
                 raise
             # A request that may have been processed is uncertain, like a lost SMTP reply:
             # the uncertain policy decides whether it is sent again.
             outcome = Outcome.UNCERTAIN if exc.maybe_sent else Outcome.RETRY
-            done = {r.delivery_id for r in results}
             results.extend(SendResult(m.delivery_id, outcome, error=str(exc),
-                                      retry_after=exc.retry_after)
-                           for m in messages if m.delivery_id not in done)
+                                      retry_after=exc.retry_after) for m in messages)
         stats = queue.record(claimed, results)
         log.debug("batch worker=%s sent=%d retried=%d failed=%d", queue.worker_id,
                   stats.sent, stats.retried, stats.failed)

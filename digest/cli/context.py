@@ -10,6 +10,8 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -77,11 +79,13 @@ class SignalStop(threading.Event):
     exit_code: int = 0
 
 
-def stop_on_signals() -> SignalStop:
+@contextmanager
+def stop_on_signals() -> Iterator[SignalStop]:
     """An event set by SIGTERM or SIGINT: the sends in flight finish and are recorded first.
 
     A second signal (Ctrl-C pressed again) stops the process at once: what was in flight is
-    then found by the next run, which sees that its holder is gone (``digest.holders``)."""
+    then found by the next run, which sees that its holder is gone (``digest.holders``). The
+    handlers before are restored on leaving (commands also run in-process, in tests)."""
     stop = SignalStop()
 
     def finish(signum: int, _frame: object) -> None:
@@ -95,6 +99,9 @@ def stop_on_signals() -> SignalStop:
                   "at once)", markup=False)
         stop.set()
 
-    signal.signal(signal.SIGTERM, finish)
-    signal.signal(signal.SIGINT, finish)
-    return stop
+    before = {signum: signal.signal(signum, finish) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)

@@ -28,23 +28,23 @@ def send(
 ) -> None:
     """Plan the date's edition from the posts collected since the previous one, and deliver it.
     SIGTERM or Ctrl-C finishes the messages in flight, records them and exits 143 / 130."""
-    stop = stop_on_signals()
-    _send(ready_app(ctx), list_slug, parse_date(on), dry_run=dry_run, stop=stop)
+    with stop_on_signals() as stop:
+        _send(ready_app(ctx), list_slug, parse_date(on), dry_run=dry_run, stop=stop)
 
 
 def run(ctx: typer.Context, list_slug: ListOption, on: DateOption = None) -> None:
     """The morning job: collect every source, then send the list's edition. SIGTERM or
     Ctrl-C finishes the messages in flight, records them and exits 143 / 130."""
     from digest.jobs import collect_all
-    stop = stop_on_signals()
-    application = ready_app(ctx)
-    application.lists.get(list_slug)
-    print_collect(collect_all(application))
-    if stop.is_set():
-        err.print(f"Stopped by {stop.signal_name} before sending: nothing was claimed.",
-                  markup=False)
-        raise typer.Exit(stop.exit_code)
-    _send(application, list_slug, parse_date(on), dry_run=False, stop=stop)
+    with stop_on_signals() as stop:
+        application = ready_app(ctx)
+        application.lists.get(list_slug)
+        print_collect(collect_all(application))
+        if stop.is_set():
+            err.print(f"Stopped by {stop.signal_name} before sending: nothing was claimed.",
+                      markup=False)
+            raise typer.Exit(stop.exit_code)
+        _send(application, list_slug, parse_date(on), dry_run=False, stop=stop)
 
 
 def _send(application: App, list_slug: str, issue_date: date, *, dry_run: bool,
@@ -133,8 +133,7 @@ def worker(
     from digest.progress import delivery_progress
 
     application = ready_app(ctx)
-    stop = stop_on_signals()
-    with delivery_progress(err, enabled=not forever) as progress:
+    with stop_on_signals() as stop, delivery_progress(err, enabled=not forever) as progress:
         stats = jobs.work(application, list_slug=list_slug, concurrency=concurrency,
                           forever=forever, stop=stop, progress=progress)
     print_recovered(application, stats.recovered)

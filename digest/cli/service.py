@@ -68,13 +68,13 @@ def schedule(ctx: typer.Context) -> None:
     many schedulers share the database. SIGTERM or SIGINT finishes the sends in flight,
     records them, and exits."""
     application = ready_app(ctx)
-    stop = stop_on_signals()
-    if not logging.getLogger().isEnabledFor(logging.INFO):
-        logging.getLogger("digest").setLevel(logging.INFO)   # one line per run, always
-    scheduler = _start_scheduler(application)
-    err.print("scheduler running; Ctrl-C (or SIGTERM) stops it", markup=False)
-    stop.wait()
-    scheduler.shutdown()
+    with stop_on_signals() as stop:
+        if not logging.getLogger().isEnabledFor(logging.INFO):
+            logging.getLogger("digest").setLevel(logging.INFO)   # one line per run, always
+        scheduler = _start_scheduler(application)
+        err.print("scheduler running; Ctrl-C (or SIGTERM) stops it", markup=False)
+        stop.wait()
+        scheduler.shutdown()
     err.print("scheduler stopped", markup=False)
 
 

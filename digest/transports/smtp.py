@@ -163,6 +163,11 @@ class SmtpTransport:
             try:
                 results.append(self._send_with_reconnect(message))
             except TransportError as exc:
+                if not exc.retry:
+                    # The sender's side (login, our `from`): the run stops; what was sent
+                    # before stays sent.
+                    exc.handed_over = results
+                    raise
                 if not results and index == 0:
                     raise
                 # The server went away mid-batch: what was sent stays sent; the rest waits.
@@ -192,12 +197,12 @@ class SmtpTransport:
                 # RFC 2920: MAIL, RCPT and DATA in one write, then their three replies.
                 connection.send(f"MAIL FROM:<{message.envelope_from}>\r\n"
                                 f"RCPT TO:<{message.to_address}>\r\nDATA\r\n".encode("ascii"))
-                mail = self._mail_reply(connection)
+                mail = self._mail_reply(connection, message)
                 rcpt = connection.getreply()
                 data = connection.getreply()
             else:
                 connection.putcmd("mail", f"FROM:<{message.envelope_from}>")
-                mail = self._mail_reply(connection)
+                mail = self._mail_reply(connection, message)
                 rcpt = data = (0, b"")
                 if mail[0] == 250:
                     rcpt = connection.rcpt(message.to_address)
@@ -221,18 +226,23 @@ class SmtpTransport:
             return self._refused(connection, message, "end of DATA", code, reply, reset=False)
         return SendResult.sent(message, _queue_id(reply) or message.message_id)
 
-    def _mail_reply(self, connection: smtplib.SMTP) -> tuple[int, bytes]:
+    def _mail_reply(self, connection: smtplib.SMTP, message: OutgoingMessage
+                    ) -> tuple[int, bytes]:
         code, reply = connection.getreply()
         if code == 421:
             # Most often a connection the server dropped as idle: nothing was handed over,
             # so a new connection may take the message at once.
             raise _Disconnected(_text(code, reply), handed_over=False)
+        s = self.settings
         if code in SESSION_REFUSED_CODES:
             self._drop()
-            s = self.settings
             raise TransportError(f"the SMTP server at {s.host}:{s.port} refused to take "
                                  f"mail: {_text(code, reply)}", retry=False,
                                  hint="check [smtp] security, username and password")
+        if 500 <= code < 600:
+            # MAIL FROM names only us: every message would be refused the same way.
+            self._drop()
+            raise _sender_refused(s, message, "MAIL FROM", code, reply)
         return code, reply
 
     def _envelope_refusal(self, connection: smtplib.SMTP, message: OutgoingMessage,
@@ -248,6 +258,9 @@ class SmtpTransport:
             connection.getreply()
         if mail[0] != 250:
             return self._refused(connection, message, "MAIL FROM", *mail)
+        if rcpt[0] not in (250, 251) and _blames_sender(*rcpt):
+            self._drop()
+            raise _sender_refused(self.settings, message, "RCPT TO", *rcpt)
         if rcpt[0] not in (250, 251):
             return self._refused(connection, message, "RCPT TO", *rcpt,
                                  hard_bounce=_is_hard_bounce(*rcpt))
@@ -285,6 +298,24 @@ def _wire_format(raw: bytes) -> bytes:
 
 def _text(code: int, reply: bytes | str) -> str:
     return f"{code} {reply.decode('utf-8', 'replace') if isinstance(reply, bytes) else reply}"
+
+
+def _blames_sender(code: int, reply: bytes | str) -> bool:
+    """A 5xx whose enhanced code is 5.1.7 or 5.1.8: our sender address, checked at RCPT."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    enhanced = _ENHANCED_STATUS.match(text.lstrip())
+    return (500 <= code < 600 and enhanced is not None and enhanced.group(2) == "1"
+            and enhanced.group(3) in _SENDER_ADDRESS_DETAILS)
+
+
+def _sender_refused(settings: SmtpSettings, message: OutgoingMessage, stage: str, code: int,
+                    reply: bytes | str) -> TransportError:
+    return TransportError(
+        f"the SMTP server at {settings.host}:{settings.port} refused our sender "
+        f"<{message.envelope_from}> at {stage}: {_text(code, reply)}", retry=False,
+        hint="check [delivery] from: the server must accept it as a sender (a verified "
+             "domain, an address the login may use); the deliveries stay pending for the next "
+             "`digest send`")
 
 
 def _is_hard_bounce(code: int, reply: bytes | str) -> bool:
