@@ -205,7 +205,8 @@ class App:
         return Deliverer(self.delivery_queue(worker_id), self.transport,
                          self.edition_messages(), batch_size=delivery.batch_size,
                          concurrency=concurrency or delivery.concurrency,
-                         rate_limiter=self.rate_limiter(), progress=progress)
+                         rate_limiter=self.rate_limiter(), progress=progress,
+                         max_wait=delivery.max_wait_seconds)
 
     def delivery_queue(self, worker_id: str | None = None) -> DeliveryQueue:
         from digest.deliver import DeliveryQueue, RetryPolicy, default_worker_id

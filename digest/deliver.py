@@ -71,10 +71,12 @@ class RetryPolicy:
     max_seconds: float = 3600.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Capped exponential backoff with jitter; never sooner than the server asked."""
+        """Capped exponential backoff with jitter — or, when the server said how long to wait
+        (Retry-After, a rate-limit reset), exactly that: it knows, the base does not."""
+        if retry_after is not None:
+            return max(retry_after, 0.0)
         ceiling = min(self.max_seconds, self.base_seconds * (2 ** max(attempt - 1, 0)))
-        delay = random.uniform(ceiling / 2, ceiling)
-        return max(delay, retry_after or 0.0)
+        return random.uniform(ceiling / 2, ceiling)
 
 
 @dataclass(frozen=True)
@@ -149,8 +151,19 @@ class DeliveryQueue:
 
     def _due(self, now: datetime, edition_ids: Sequence[int] | None,
              list_id: int | None) -> ColumnElement[bool]:
-        due = and_(Delivery.status == DeliveryStatus.PENDING,
-                   or_(Delivery.not_before.is_(None), Delivery.not_before <= now))
+        return and_(self._pending(edition_ids, list_id),
+                    or_(Delivery.not_before.is_(None), Delivery.not_before <= now))
+
+    def next_due(self, *, edition_ids: Sequence[int] | None = None,
+                 list_id: int | None = None) -> datetime | None:
+        """When the first pending delivery in scope that waits (a retry, a pause) is due."""
+        with Session(self.engine) as session:
+            return session.scalar(select(func.min(Delivery.not_before))
+                                  .where(self._pending(edition_ids, list_id)))
+
+    def _pending(self, edition_ids: Sequence[int] | None,
+                 list_id: int | None) -> ColumnElement[bool]:
+        due = Delivery.status == DeliveryStatus.PENDING
         if edition_ids is not None:
             due = and_(due, Delivery.edition_id.in_(list(edition_ids)))
         if list_id is not None:
@@ -288,18 +301,22 @@ class DeliveryQueue:
         connection.exec_driver_sql(
             f"UPDATE delivery SET provider_message_id = {marker} WHERE id = {marker}", sent)
 
-    def release(self, claimed: Sequence[Claimed], error: str) -> None:
-        """Give claims back untouched (the attempt does not count): nothing was handed over."""
+    def release(self, claimed: Sequence[Claimed], error: str, *,
+                after: float | None = None) -> None:
+        """Give claims back untouched (the attempt does not count): nothing was handed over.
+        ``after``: not due again for that many seconds (a pause the provider asked for)."""
         if not claimed:
             return
+        values: dict = {"status": DeliveryStatus.PENDING, "attempts": Delivery.attempts - 1,
+                        "claimed_by": "", "last_error": error[:1000]}
+        if after is not None:
+            values["not_before"] = self.clock() + timedelta(seconds=after)
         with session_scope(self.engine) as session:
             session.connection().execute(
                 update(Delivery).where(Delivery.id == bindparam("b_id"),
                                        Delivery.claimed_by == self.worker_id,
                                        Delivery.status == DeliveryStatus.CLAIMED)
-                .values(status=DeliveryStatus.PENDING, attempts=Delivery.attempts - 1,
-                        claimed_by="", last_error=error[:1000]),
-                [{"b_id": c.delivery_id} for c in claimed])
+                .values(**values), [{"b_id": c.delivery_id} for c in claimed])
 
     def _gone_holders(self, session: Session) -> list[str]:
         holders = session.scalars(select(Delivery.claimed_by).distinct()

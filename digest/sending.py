@@ -10,24 +10,30 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC
 
 from digest.deliver import (Claimed, DeliveryQueue, DeliveryStats, MessageFactory,
                             ProgressListener, Transport)
 from digest.errors import DigestError, TransportError
 from digest.outbound import OutgoingMessage, Outcome, SendResult
-from digest.ratelimit import RateLimiter
+from digest.ratelimit import ProviderPause, RateLimiter
 
 log = logging.getLogger(__name__)
 
 
 class Deliverer:
     """Drains the queue with ``concurrency`` sending threads, each with a transport of its own
-    (for SMTP, a pool of persistent connections), sharing one rate limiter."""
+    (for SMTP, a pool of persistent connections), sharing one rate limiter and one pause.
+
+    A pause the provider asks for (429 with Retry-After) stops every thread from sending until
+    it is over; the throttled batch goes back to pending, due when the pause ends, and the run
+    waits for it when that is at most ``max_wait`` seconds away. Longer ones are left to
+    `digest worker` / the scheduler (the command says when they are due)."""
 
     def __init__(self, queue: DeliveryQueue, transports: Callable[[], Transport],
                  make_message: MessageFactory, *, batch_size: int = 100, concurrency: int = 1,
                  rate_limiter: RateLimiter | None = None,
-                 progress: ProgressListener | None = None) -> None:
+                 progress: ProgressListener | None = None, max_wait: float = 120.0) -> None:
         self.queue = queue
         self.transports = transports
         self.make_message = make_message
@@ -35,6 +41,8 @@ class Deliverer:
         self.concurrency = max(1, concurrency)
         self.rate_limiter = rate_limiter
         self.progress = progress
+        self.max_wait = max_wait
+        self.pause = ProviderPause()
         self._lock = threading.Lock()
 
     def run(self, *, edition_ids: Sequence[int] | None = None, list_id: int | None = None,
@@ -77,8 +85,15 @@ class Deliverer:
             size = min(size, self.rate_limiter.max_burst)
         try:
             while not stop.is_set():
+                if self.pause.remaining() > self.max_wait:
+                    break                     # too long to wait: left to worker/scheduler
+                self.pause.wait(stop)
+                if stop.is_set():
+                    break
                 claimed = queue.claim(size, **scope)
                 if not claimed:
+                    if self.pause.seen and self._wait_for_next_due(queue, scope, stop):
+                        continue
                     break
                 if self.rate_limiter is not None:
                     self.rate_limiter.acquire(len(claimed))
@@ -97,6 +112,21 @@ class Deliverer:
                 log.error("transport close failed: %s", exc)
                 errors.append(exc)
 
+    def _wait_for_next_due(self, queue: DeliveryQueue, scope: dict,
+                           stop: threading.Event) -> bool:
+        """After a pause: wait for the deliveries it put off if they are due within
+        ``max_wait``; False when there is nothing to wait for (or too long to wait)."""
+        due = queue.next_due(**scope)
+        if due is None:
+            return False
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=UTC)
+        seconds = (due - queue.clock()).total_seconds()
+        if seconds > self.max_wait:
+            return False
+        stop.wait(max(seconds, 0.0) + 0.01)
+        return not stop.is_set()
+
     def send_batch(self, queue: DeliveryQueue, transport: Transport,
                    claimed: Sequence[Claimed]) -> DeliveryStats:
         messages: list[OutgoingMessage] = []
@@ -114,6 +144,10 @@ class Deliverer:
                                        "the error names, then run `digest send` again: the "
                                        "deliveries stay pending") from exc
         results: list[SendResult] = []
+        if self.pause.remaining() > 0:
+            # Another thread was told to pause while this one built its batch: give it back.
+            queue.release(claimed, "paused: the provider asked us to wait")
+            return DeliveryStats()
         try:
             results.extend(transport.send(messages) if messages else [])
         except TransportError as exc:
@@ -124,6 +158,15 @@ class Deliverer:
                 queue.record(claimed, results)
                 queue.release([c for c in claimed if c.delivery_id not in done], str(exc))
                 raise
+            if exc.retry_after is not None and not exc.maybe_sent:
+                # The provider throttles the account: pause every thread, give the batch
+                # back (the attempt does not count), due again when the pause ends.
+                log.warning("paused transport=%s seconds=%.1f: %s", transport.name,
+                            exc.retry_after, exc)
+                self.pause.hold(exc.retry_after)
+                queue.release(claimed, str(exc), after=exc.retry_after)
+                return DeliveryStats(retried=len(claimed),
+                                     editions={c.edition_id for c in claimed})
             # A request that may have been processed is uncertain, like a lost SMTP reply:
             # the uncertain policy decides whether it is sent again.
             outcome = Outcome.UNCERTAIN if exc.maybe_sent else Outcome.RETRY

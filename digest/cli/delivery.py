@@ -85,7 +85,8 @@ def print_send(application: App, report) -> None:  # noqa: ANN001 - jobs.SendRep
     out.print(f"Edition totals: {totals or 'no deliveries (no active subscribers)'}.")
     if report.pending and report.next_retry:
         out.print(f"{report.pending} waiting to retry, the first at "
-                  f"{report.next_retry:%Y-%m-%d %H:%M} UTC: run `digest send` again then.")
+                  f"{report.next_retry:%Y-%m-%d %H:%M:%S} UTC: `digest worker` or the scheduler "
+                  f"sends them then (or run `digest send` again).")
     if application.config.delivery.transport == "file" and stats.sent:
         out.print(f"Outbox: {application.config.outbox_dir / 'index.html'}")
 
