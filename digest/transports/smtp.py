@@ -159,7 +159,19 @@ class SmtpTransport:
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         results: list[SendResult] = []
-        for index, message in enumerate(messages):
+        try:
+            start = self._send_streamed(messages, results)
+        except TransportError as exc:
+            if not exc.retry:
+                exc.handed_over = results
+                raise
+            if not results:
+                raise
+            return results + [SendResult.retry(m, str(exc), exc.retry_after)
+                              for m in messages[len(results):]]
+        # What the stream left (a connection that broke, a server without PIPELINING):
+        # message by message, reconnecting as needed.
+        for index, message in enumerate(messages[start:], start=start):
             try:
                 results.append(self._send_with_reconnect(message))
             except TransportError as exc:
@@ -175,6 +187,73 @@ class SmtpTransport:
                                for m in messages[index:])
                 break
         return results
+
+    def _send_streamed(self, messages: Sequence[OutgoingMessage],
+                       results: list[SendResult]) -> int:
+        """RFC 2920 across messages: the end of one message's data and the next message's
+        MAIL, RCPT and DATA go out in one write, so each message costs one round trip.
+        Appends a result per message settled and returns how many were; the caller sends
+        the rest one by one (after a broken connection, or when PIPELINING is not offered)."""
+        if not messages:
+            return 0
+        connection = self._ensure()
+        if not (connection.does_esmtp and connection.has_extn("pipelining")):
+            return 0
+        try:
+            connection.send(_envelope(messages[0]))
+            opened = self._envelope_replies(connection, messages[0])
+        except (_Disconnected, smtplib.SMTPServerDisconnected, OSError):
+            self._drop()
+            return 0
+        index = 0
+        while index < len(messages):
+            message = messages[index]
+            refusal = self._envelope_refusal(connection, message, *opened)
+            following = messages[index + 1] if index + 1 < len(messages) else None
+            if refusal is not None:
+                results.append(refusal)
+                written = b""
+            else:
+                written = _wire_format(message.raw) + b".\r\n"
+            if following is not None and self._connection is connection:
+                written += _envelope(following)
+            try:
+                if written:
+                    connection.send(written)
+            except (smtplib.SMTPServerDisconnected, OSError):
+                self._drop()
+                return index + (refusal is not None)   # this message's data never went out
+            if refusal is None:
+                try:
+                    code, reply = connection.getreply()
+                except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                    self._drop()
+                    results.append(SendResult(message.delivery_id, outcome=Outcome.UNCERTAIN,
+                                              error=f"connection lost after the message was "
+                                                    f"handed over: {exc}"))
+                    return index + 1
+                results.append(SendResult.sent(message, _queue_id(reply) or message.message_id)
+                               if code == 250 else
+                               self._refused(connection, message, "end of DATA", code, reply,
+                                             reset=False))
+            index += 1
+            if following is None or self._connection is not connection:
+                return index                  # done, or the server closed (421)
+            try:
+                opened = self._envelope_replies(connection, following)
+            except _Disconnected:
+                self._drop()
+                return index
+        return index
+
+    def _envelope_replies(self, connection: smtplib.SMTP, message: OutgoingMessage
+                          ) -> tuple[tuple[int, bytes], tuple[int, bytes], tuple[int, bytes]]:
+        """The replies to a pipelined MAIL, RCPT and DATA."""
+        try:
+            return (self._mail_reply(connection, message), connection.getreply(),
+                    connection.getreply())
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _Disconnected(str(exc) or type(exc).__name__, handed_over=False) from None
 
     def _send_with_reconnect(self, message: OutgoingMessage) -> SendResult:
         for attempt in (1, 2):
@@ -283,6 +362,11 @@ class SmtpTransport:
         if 400 <= code < 500:
             return SendResult.retry(message, error)
         return SendResult.failed(message, error, hard_bounce=hard_bounce)
+
+
+def _envelope(message: OutgoingMessage) -> bytes:
+    return (f"MAIL FROM:<{message.envelope_from}>\r\n"
+            f"RCPT TO:<{message.to_address}>\r\nDATA\r\n").encode("ascii")
 
 
 def _wire_format(raw: bytes) -> bytes:
