@@ -165,7 +165,8 @@ def test_a_second_ctrl_c_stops_at_once_and_the_next_send_notices_its_claims(
     smtp_server.handler.data_delay = 0
     code, output = run_digest(config, *SEND)
     assert code == 0, output
-    assert f"{left} deliveries were claimed by a process that stopped" in output
+    assert (f"{left} deliveries were claimed by a process that stopped mid-send: marked "
+            f'uncertain and held, never resent ([delivery] uncertain = "hold"') in output
     rows = statuses(app)
     assert rows["uncertain"] == left and rows["sent"] + left == 300 and not rows["claimed"]
     assert set(per_recipient(smtp_server).values()) == {1}

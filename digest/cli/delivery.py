@@ -100,7 +100,8 @@ def print_recovered(application: App, recovered: int) -> None:
     else:
         what = ("marked uncertain and held, never resent ([delivery] uncertain = \"hold\"; "
                 "`digest status` counts them)")
-    out.print(f"{recovered} deliveries were claimed by a process that stopped mid-send: {what}.")
+    out.print(f"{recovered} deliveries were claimed by a process that stopped mid-send: {what}.",
+              markup=False)
 
 
 def print_dry_run(report) -> None:  # noqa: ANN001 - jobs.SendReport
