@@ -101,7 +101,6 @@ class DeliveryStats:
     retried: int = 0
     uncertain: int = 0
     recovered: int = 0            # claims of a stopped process, handled by the uncertain policy
-    released: int = 0             # claims given back untouched (stopped by a signal or an error)
     editions: set[int] = field(default_factory=set)
 
     def add(self, other: DeliveryStats) -> None:
@@ -110,7 +109,6 @@ class DeliveryStats:
         self.retried += other.retried
         self.uncertain += other.uncertain
         self.recovered += other.recovered
-        self.released += other.released
         self.editions |= other.editions
 
 

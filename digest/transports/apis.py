@@ -106,9 +106,9 @@ def send_requests(requests: Sequence[R], send_one: Callable[[R], list[SendResult
     over, or only that request was and nothing else is left). After that, the results so far
     are kept and the rest is reported with :func:`results_after`: raising would lose what was
     sent — except for a failure on the sender's side (``retry=False``), which is raised with
-    the results so far in its ``handed_over``. Every error, raised or in a result, goes through ``scrubber`` first, since a provider
-    may echo a credential back. ``messages_of`` gives a request's messages when a request is
-    more than its list of messages."""
+    the results so far in its ``handed_over``. Every error, raised or in a result, goes
+    through ``scrubber`` first, since a provider may echo a credential back. ``messages_of``
+    gives a request's messages when a request is more than its list of messages."""
     messages_of = messages_of or (lambda request: request)  # type: ignore[assignment]
     results: list[SendResult] = []
     for index, request in enumerate(requests):
