@@ -106,11 +106,12 @@ class PtyProcess:
         return self.output.decode("utf-8", "replace")
 
 
+@pytest.mark.parametrize("command", ["send", "run"])
 def test_sigterm_finishes_the_messages_on_the_wire_and_returns_the_rest(tmp_path, sqlite_url,
-                                                                         smtp_server):
+                                                                         smtp_server, command):
     app, config = setup_edition(tmp_path, sqlite_url, smtp_server.port, 300, batch_size=None)
     smtp_server.handler.data_delay = 0.02
-    sender = start_digest(config, *SEND)
+    sender = start_digest(config, command, *SEND[1:])
     wait_until_received(smtp_server, 60)
     stopped_at = time.monotonic()
     sender.send_signal(signal.SIGTERM)
