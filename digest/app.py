@@ -25,14 +25,16 @@ from digest.models import AppSetting
 from digest.scrub import Scrubber
 from digest.transports.registry import PROVIDERS, TransportNeeds
 from subscribers.lists import MailingLists
+from subscribers.self_service import SelfService
 from subscribers.service import SubscriberService
 from subscribers.suppressions import Suppressions
-from subscribers.tokens import TokenSigner
+from subscribers.tokens import PREFERENCES, TokenSigner
 
 if TYPE_CHECKING:
     from digest.deliver import DeliveryQueue, ProgressListener
     from digest.sending import Deliverer
     from digest.ratelimit import RateLimiter
+    from digest.reader_mail import ReaderMail
     from digest.render import Renderer
     from digest.sources.base import Source
     from digest.deliver import Transport
@@ -103,6 +105,45 @@ class App:
         token = self.unsubscribe_signer.sign(subscriber_id, list_id, issued_at=issued_at)
         return f"{self.config.web.base_url}/unsubscribe/{token}"
 
+    # -- readers' own pages (sign-up, confirmation, preferences) -------------------------
+
+    @cached_property
+    def self_service(self) -> SelfService:
+        subscribers = self.config.subscribers
+        return SelfService(self.engine, default_tier=self.config.default_tier,
+                           resend_minutes=subscribers.confirm_resend_minutes,
+                           check_deliverability=subscribers.check_deliverability)
+
+    @cached_property
+    def confirm_signer(self) -> TokenSigner:
+        # A confirmation link lives as long as the sign-up it confirms.
+        return TokenSigner(self.secret_key, purpose="confirm",
+                           max_age_days=self.config.subscribers.confirm_days)
+
+    @cached_property
+    def preferences_signer(self) -> TokenSigner:
+        return TokenSigner(self.secret_key, purpose=PREFERENCES,
+                           max_age_days=self.config.web.link_max_age_days)
+
+    def confirm_url(self, subscriber_id: int) -> str:
+        # A confirmation names the reader, not a list: it confirms every pending sign-up.
+        return f"{self.config.web.base_url}/confirm/{self.confirm_signer.sign(subscriber_id, 0)}"
+
+    def preferences_url(self, subscriber_id: int, list_id: int,
+                        issued_at: int | None = None) -> str:
+        """The reader's preferences page, as linked from a digest of ``list_id`` (the footer
+        puts it next to :meth:`unsubscribe_url`) or from the welcome email."""
+        token = self.preferences_signer.sign(subscriber_id, list_id, issued_at=issued_at)
+        return f"{self.config.web.base_url}/preferences/{token}"
+
+    @cached_property
+    def reader_mail(self) -> ReaderMail:
+        from digest.reader_mail import ReaderMail, SiteInfo
+
+        site = self.config.site
+        return ReaderMail(templates=self.templates, transports=self.transport,
+                          sender=self.config.delivery.from_, site=SiteInfo(site.name, site.url))
+
     # -- content -------------------------------------------------------------------------
 
     def sources(self, client: httpx.Client | None) -> list[Source]:
@@ -111,7 +152,8 @@ class App:
         collect = self.config.collect
         return [FeedSource(source.name, self.config.source_location(source), client=client,
                            timeout=source.timeout_seconds or collect.timeout_seconds,
-                           max_bytes=source.max_bytes or collect.max_bytes)
+                           max_bytes=source.max_bytes or collect.max_bytes,
+                           allow_private_redirects=collect.allow_private_redirects)
                 for source in self.config.sources]
 
     def http_client(self) -> httpx.Client:
@@ -155,7 +197,7 @@ class App:
                 "unsubscribe_mailto": delivery.unsubscribe_mailto,
                 "greeting_fallback": self.config.editions.greeting_fallback,
             },
-            unsubscribe_url=self.unsubscribe_url)
+            unsubscribe_url=self.unsubscribe_url, preferences_url=self.preferences_url)
 
     # -- delivery ------------------------------------------------------------------------
 

@@ -132,7 +132,8 @@ class MessageBuilder:
     def __init__(self, *, variant: RenderedVariant, sender: str, list_name: str,
                  list_id_domain: str, list_slug: str, edition_id: int,
                  unsubscribe_url: Callable[[int], str], unsubscribe_mailto: str = "",
-                 reply_to: str = "", greeting_fallback: str = "there", tag: str = "") -> None:
+                 reply_to: str = "", greeting_fallback: str = "there", tag: str = "",
+                 preferences_url: Callable[[int], str] | None = None) -> None:
         display, address = parseaddr(sender)
         if "@" not in address:
             raise ConfigError(f"[delivery] from = {sender!r} has no valid address",
@@ -143,6 +144,9 @@ class MessageBuilder:
         self.tag = tag
         self.domain = address.rsplit("@", 1)[1]
         self._unsubscribe_url = unsubscribe_url
+        # Signed only when the variant's templates link it (a link costs a signature).
+        uses = set(variant.html.fields) | set(variant.text.fields)
+        self._preferences_url = preferences_url if "preferences_url" in uses else None
         self._unsubscribe_mailto = unsubscribe_mailto
         self._greeting_fallback = greeting_fallback
         self.from_header = formataddr((one_line(display), address), charset="utf-8")
@@ -226,9 +230,12 @@ class MessageBuilder:
             raise InputError(f"address {recipient.email!r} contains a line break")
         name = recipient.name if recipient.name.isprintable() else one_line(recipient.name)
         unsubscribe_url = self._unsubscribe_url(recipient.subscriber_id)
+        preferences_url = (self._preferences_url(recipient.subscriber_id)
+                           if self._preferences_url is not None else "")
         escaped, raw_values = personal_values(name=name, email=recipient.email,
                                               unsubscribe_url=unsubscribe_url,
-                                              greeting_fallback=self._greeting_fallback)
+                                              greeting_fallback=self._greeting_fallback,
+                                              preferences_url=preferences_url)
         headers = self.headers_for(recipient, unsubscribe_url)
         to_header = _address_header(name, recipient.email)
         variant = self.variant

@@ -1,7 +1,9 @@
 """Which variant each subscriber gets, rendered once per edition and variant.
 
 A subscriber's tier reads non-public posts ``full`` or as a ``teaser``; posts in a public
-category are full for everyone. :class:`EditionMessages` renders each (edition, variant) once,
+category are full for everyone. A variant is (tier access × topic set): a reader who follows
+topics sees only the posts in them (subscribers.topics); readers with the same access and the
+same topics share one rendering. :class:`EditionMessages` renders each (edition, variant) once,
 keeps its :class:`~digest.message.MessageBuilder`, and builds a message per claimed delivery.
 
 A draft — the edition planning would make now, shown by previews and dry runs, never saved —
@@ -26,6 +28,7 @@ from digest.models import Edition, Post
 from digest.render import FULL, TEASER, EditionView, Renderer, RenderedVariant, post_view
 from digest.outbound import OutgoingMessage
 from subscribers.models import MailingList
+from subscribers.topics import matches
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +49,21 @@ class AccessRules:
         wanted = {c.casefold() for c in self.public_categories}
         return any(c.casefold() in wanted for c in post.categories or ())
 
-    def variant_key(self, tier: str) -> str:
-        return self.mode_of(tier)
+    def variant_key(self, tier: str, topics: str = "") -> str:
+        """``full`` / ``teaser``, and ``|`` and the topic set for readers with topics —
+        case-folded, so that "AI" and "ai" readers share a rendering."""
+        return self.mode_of(tier) + (f"|{topics.casefold()}" if topics else "")
+
+    @staticmethod
+    def split_key(key: str) -> tuple[str, str]:
+        mode, _bar, topics = key.partition("|")
+        return mode, topics
 
     def views(self, posts: Sequence[Post], key: str) -> list:
-        return [post_view(post, mode=FULL if key == FULL or self.is_public(post) else TEASER,
-                          signin_url=self.signin_url) for post in posts]
+        mode, topics = self.split_key(key)
+        return [post_view(post, mode=FULL if mode == FULL or self.is_public(post) else TEASER,
+                          signin_url=self.signin_url)
+                for post in posts if matches(post.categories, topics)]
 
 
 @dataclass(frozen=True)
@@ -115,12 +127,15 @@ class EditionMessages:
 
     def __init__(self, *, engine: Engine | None, renderer: Renderer, access: AccessRules,
                  builder_options: Mapping[str, object],
-                 unsubscribe_url: Callable[[int, int, int | None], str]) -> None:
+                 unsubscribe_url: Callable[[int, int, int | None], str],
+                 preferences_url: Callable[[int, int, int | None], str] | None = None
+                 ) -> None:
         self.engine = engine
         self.renderer = renderer
         self.access = access
         self.builder_options = dict(builder_options)
         self.unsubscribe_url = unsubscribe_url
+        self.preferences_url = preferences_url
         self._contents: dict[int | None, EditionContent] = {}
         self._builders: dict[tuple[int | None, str], MessageBuilder] = {}
         self.renders = 0
@@ -143,11 +158,11 @@ class EditionMessages:
             self._contents[edition_id] = load_edition(self.engine, edition_id)
         return self._contents[edition_id]
 
-    def variant(self, edition_id: int | None, tier: str) -> RenderedVariant:
-        return self.builder(edition_id, tier).variant
+    def variant(self, edition_id: int | None, tier: str, topics: str = "") -> RenderedVariant:
+        return self.builder(edition_id, tier, topics).variant
 
-    def builder(self, edition_id: int | None, tier: str) -> MessageBuilder:
-        key = self.access.variant_key(tier)
+    def builder(self, edition_id: int | None, tier: str, topics: str = "") -> MessageBuilder:
+        key = self.access.variant_key(tier, topics)
         cached = self._builders.get((edition_id, key))
         if cached is not None:
             return cached
@@ -169,14 +184,17 @@ class EditionMessages:
             edition_id=0 if edition_id is None else edition_id, tag=content.tag,
             unsubscribe_url=lambda subscriber_id: self.unsubscribe_url(subscriber_id, list_id,
                                                                        issued),
+            preferences_url=None if self.preferences_url is None else (
+                lambda subscriber_id: self.preferences_url(subscriber_id, list_id, issued)),
             **self.builder_options)  # type: ignore[arg-type]
         self._builders[(edition_id, key)] = builder
         return builder
 
-    def build(self, edition_id: int | None, tier: str, recipient: Recipient
-              ) -> OutgoingMessage:
-        return self.builder(edition_id, tier).build(recipient)
+    def build(self, edition_id: int | None, tier: str, recipient: Recipient,
+              topics: str = "") -> OutgoingMessage:
+        return self.builder(edition_id, tier, topics).build(recipient)
 
     def __call__(self, claimed: object) -> OutgoingMessage:
         item = claimed  # a digest.deliver.Claimed
-        return self.build(item.edition_id, item.tier, item.recipient)  # type: ignore[attr-defined]
+        return self.build(item.edition_id, item.tier, item.recipient,  # type: ignore[attr-defined]
+                          getattr(item, "topics", ""))

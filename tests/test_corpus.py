@@ -11,16 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CORPUS
 from sqlalchemy import select
 from sqlmodel import Session
-from support.builders import a_feed_source
-from support.http_server import HttpServer
 
+from conftest import CORPUS
 from digest.collect import collect
 from digest.errors import SourceError
 from digest.models import Post, SourceState
 from digest.sources.base import Entry, FetchResult, Validators
+from support.builders import a_feed_source
+from support.http_server import HttpServer
 
 # Entries each feed holds, all of which must be stored.
 GOOD_ENTRIES = {
@@ -41,7 +41,6 @@ GOOD_ENTRIES = {
 NOT_FEEDS = {"notafeed.html"}
 FIRST_CYRILLIC_TITLE = "В Бузулуке главные стройплощадки – детсад и Ледовый дворец"
 ABSOLUTE = re.compile(r"^(https?|mailto):", re.IGNORECASE)
-
 
 
 def read(corpus: Path, name: str) -> FetchResult:
@@ -190,10 +189,11 @@ def test_an_items_xml_base_applies_to_that_item_only(corpus, local_reads, http_s
     assert (second.url, links_in(second.body_html)) == (
         "https://example.com/second", ["https://example.com/post"])
 
-    # Served, the second item's relative links have the feed's own URL as their base.
+    # Served, the same: with no xml:base, a relative link resolves against the channel's link,
+    # the site, and not against the address the feed was fetched from (issue 10, item 8).
     _, second = served(http_server, client, corpus, "rss-with-item-scoped-html-base.xml").entries
-    base = f"{http_server.url}/"
-    assert (second.url, links_in(second.body_html)) == (f"{base}second", [f"{base}post"])
+    assert (second.url, links_in(second.body_html)) == (
+        "https://example.com/second", ["https://example.com/post"])
 
 
 def test_a_news_sites_atom_entries_have_absolute_urls_and_authors(local_reads):

@@ -14,16 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.builders import a_feed_source, a_json_feed, an_entry, an_rss_feed
-from support.http_server import HttpServer, Response
 
 from digest.errors import SourceError
 from digest.sources.base import FetchResult, Validators
+from support.builders import a_feed_source, a_json_feed, an_entry, an_rss_feed
+from support.http_server import HttpServer, Response
 
 NOTHING_YET = Validators()
 RSS = "application/rss+xml"
 JSON_FEED = "application/feed+json"
-
 
 
 def fetch_served(server: HttpServer, client: httpx.Client, body: bytes, *,
@@ -101,7 +100,8 @@ def test_after_a_redirect_relative_links_resolve_against_the_final_url(http_serv
     http_server.route("GET", "/old-feed", lambda request: Response(
         301, headers={"Location": "/v2/feed.xml"}))
     http_server.serve_bytes("/v2/feed.xml", rss_document(
-        "<item><title>R</title><guid isPermaLink=\"false\">r</guid><link>story</link></item>"))
+        "<item><title>R</title><guid isPermaLink=\"false\">r</guid><link>story</link></item>",
+        channel_link=""))     # with a channel link, that would be the base (issue 10, item 8)
 
     [entry] = a_feed_source(http_server.url + "/old-feed", client=client).fetch(
         NOTHING_YET).entries
