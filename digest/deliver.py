@@ -141,11 +141,13 @@ class DeliveryQueue:
         self.claim_timeout = claim_timeout
         self.uncertain_policy = uncertain_policy
         self.clock = clock
+        self.prefetched: list[Claimed] = []
 
     def for_thread(self, number: int) -> DeliveryQueue:
         """The same queue for one sending thread: its claims carry a worker id of their own."""
         twin = copy.copy(self)
         twin.worker_id = f"{self.worker_id}/{number}"
+        twin.prefetched = []
         return twin
 
     def _due(self, now: datetime, edition_ids: Sequence[int] | None,
@@ -183,49 +185,56 @@ class DeliveryQueue:
         PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim side by side.
         SQLite: the write transaction (BEGIN IMMEDIATE) makes the claim a single writer.
         """
+        with session_scope(self.engine) as session:
+            return self._claim(session, limit, edition_ids, list_id)
+
+    def _claim(self, session: Session, limit: int, edition_ids: Sequence[int] | None,
+               list_id: int | None) -> list[Claimed]:
         now = self.clock()
         candidates = (select(Delivery.id).where(self._due(now, edition_ids, list_id))
                       .order_by(Delivery.id).limit(limit).with_for_update(skip_locked=True))
-        with session_scope(self.engine) as session:
-            rows = session.execute(
-                update(Delivery).where(Delivery.id.in_(candidates.scalar_subquery()))
-                .values(status=DeliveryStatus.CLAIMED, claimed_by=self.worker_id,
-                        claimed_at=now, attempts=Delivery.attempts + 1)
-                .returning(Delivery.id, Delivery.edition_id, Delivery.subscriber_id,
-                           Delivery.attempts)
-                .execution_options(synchronize_session=False)).all()
-            if not rows:
-                return []
-            people = {row.id: row for row in session.execute(
-                select(Delivery.id, Subscriber.email, Subscriber.name, Subscriber.tier,
-                       Subscriber.topics, Subscription.status.label("subscription"),
-                       Suppression.reason.label("suppressed"))
-                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                .join(Edition, Edition.id == Delivery.edition_id)
-                .join(Subscription, and_(Subscription.subscriber_id == Subscriber.id,
-                                         Subscription.list_id == Edition.list_id), isouter=True)
-                .join(Suppression, Suppression.email_key == Subscriber.email_key, isouter=True)
-                # The rows just claimed, found by claim rather than by a list of 500 ids.
-                .where(Delivery.claimed_by == self.worker_id, Delivery.claimed_at == now,
-                       Delivery.status == DeliveryStatus.CLAIMED))}
-            claimed, skipped = [], []
-            for row in rows:
-                person = people.get(row.id)
-                if person is None or person.subscription != "active" or person.suppressed:
-                    skipped.append({"b_id": row.id, "b_error": _skip_reason(person)})
-                    continue
-                claimed.append(Claimed(row.id, row.edition_id, row.subscriber_id, person.email,
-                                       person.name, person.tier, row.attempts, person.topics))
-            if skipped:
-                # They left (or their address was suppressed) after the edition was enqueued.
-                session.connection().execute(
-                    update(Delivery).where(Delivery.id == bindparam("b_id"))
-                    .values(status=DeliveryStatus.SKIPPED, last_error=bindparam("b_error")),
-                    skipped)
+        rows = session.execute(
+            update(Delivery).where(Delivery.id.in_(candidates.scalar_subquery()))
+            .values(status=DeliveryStatus.CLAIMED, claimed_by=self.worker_id,
+                    claimed_at=now, attempts=Delivery.attempts + 1)
+            .returning(Delivery.id, Delivery.edition_id, Delivery.subscriber_id,
+                       Delivery.attempts)
+            .execution_options(synchronize_session=False)).all()
+        if not rows:
+            return []
+        people = {row.id: row for row in session.execute(
+            select(Delivery.id, Subscriber.email, Subscriber.name, Subscriber.tier,
+                   Subscriber.topics, Subscription.status.label("subscription"),
+                   Suppression.reason.label("suppressed"))
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .join(Edition, Edition.id == Delivery.edition_id)
+            .join(Subscription, and_(Subscription.subscriber_id == Subscriber.id,
+                                     Subscription.list_id == Edition.list_id), isouter=True)
+            .join(Suppression, Suppression.email_key == Subscriber.email_key, isouter=True)
+            # The rows just claimed, found by claim rather than by a list of 500 ids.
+            .where(Delivery.claimed_by == self.worker_id, Delivery.claimed_at == now,
+                   Delivery.status == DeliveryStatus.CLAIMED))}
+        claimed, skipped = [], []
+        for row in rows:
+            person = people.get(row.id)
+            if person is None or person.subscription != "active" or person.suppressed:
+                skipped.append({"b_id": row.id, "b_error": _skip_reason(person)})
+                continue
+            claimed.append(Claimed(row.id, row.edition_id, row.subscriber_id, person.email,
+                                   person.name, person.tier, row.attempts, person.topics))
+        if skipped:
+            # They left (or their address was suppressed) after the edition was enqueued.
+            session.connection().execute(
+                update(Delivery).where(Delivery.id == bindparam("b_id"))
+                .values(status=DeliveryStatus.SKIPPED, last_error=bindparam("b_error")),
+                skipped)
         return sorted(claimed, key=lambda c: c.delivery_id)
 
-    def record(self, claimed: Sequence[Claimed], results: Iterable[SendResult]) -> DeliveryStats:
-        """Write each result; a retry past ``max_attempts`` becomes a failure."""
+    def record(self, claimed: Sequence[Claimed], results: Iterable[SendResult], *,
+               refill: tuple[int, dict] | None = None) -> DeliveryStats:
+        """Write each result; a retry past ``max_attempts`` becomes a failure. With ``refill``
+        (limit, scope), the next group is claimed in the same transaction — one commit per
+        group instead of two — and kept in :attr:`prefetched` for :meth:`take_prefetched`."""
         by_id = {c.delivery_id: c for c in claimed}
         now = self.clock()
         stats = DeliveryStats()
@@ -274,6 +283,10 @@ class DeliveryQueue:
                           else DeliveryStatus.UNCERTAIN)
                 connection.execute(update(Delivery).where(mine).values(
                     status=status, last_error=bindparam("b_error")), uncertain)
+            if refill is not None:
+                limit, scope = refill
+                self.prefetched = self._claim(session, limit, scope.get("edition_ids"),
+                                              scope.get("list_id"))
         if bounced and self.suppressions is not None:
             # The server said the mailbox does not exist: never mail it again, on any list.
             self.suppressions.record(hard_bounces_from_deliveries(self.provider, bounced))
@@ -299,6 +312,11 @@ class DeliveryQueue:
         marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
         connection.exec_driver_sql(
             f"UPDATE delivery SET provider_message_id = {marker} WHERE id = {marker}", sent)
+
+    def take_prefetched(self) -> list[Claimed]:
+        """The group claimed by the last ``record(refill=...)``, handed over once."""
+        claimed, self.prefetched = self.prefetched, []
+        return claimed
 
     def release(self, claimed: Sequence[Claimed], error: str, *,
                 after: float | None = None) -> None:

@@ -44,13 +44,15 @@ class Deliverer:
         self.max_wait = max_wait
         self.pause = ProviderPause()
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._refills: dict[str, tuple[int, dict]] = {}   # per thread's worker id
 
     def run(self, *, edition_ids: Sequence[int] | None = None, list_id: int | None = None,
             stop: threading.Event | None = None) -> DeliveryStats:
         """Send until nothing due is left or ``stop`` is set; return the totals.
 
         A batch in flight is always finished and recorded before returning."""
-        stop = stop or threading.Event()
+        stop = self._stop = stop or threading.Event()
         scope = {"edition_ids": edition_ids, "list_id": list_id}
         total = DeliveryStats()
         errors: list[BaseException] = []
@@ -83,6 +85,7 @@ class Deliverer:
         size = min(self.batch_size, transport.max_batch)
         if self.rate_limiter is not None and self.rate_limiter.max_burst is not None:
             size = min(size, self.rate_limiter.max_burst)
+        self._refills[queue.worker_id] = (size, scope)
         try:
             while not stop.is_set():
                 if self.pause.remaining() > self.max_wait:
@@ -90,7 +93,8 @@ class Deliverer:
                 self.pause.wait(stop)
                 if stop.is_set():
                     break
-                claimed = queue.claim(size, **scope)
+                # The next group was claimed with the last results, in one transaction.
+                claimed = queue.take_prefetched() or queue.claim(size, **scope)
                 if not claimed:
                     if self.pause.seen and self._wait_for_next_due(queue, scope, stop):
                         continue
@@ -106,6 +110,9 @@ class Deliverer:
             errors.append(exc)
             stop.set()
         finally:
+            leftover = queue.take_prefetched()
+            if leftover:                      # claimed with the last results, never sent
+                queue.release(leftover, "stopped before it was sent")
             try:
                 transport.close()
             except Exception as exc:  # what was sent is recorded; say what could not close
@@ -172,7 +179,10 @@ class Deliverer:
             outcome = Outcome.UNCERTAIN if exc.maybe_sent else Outcome.RETRY
             results.extend(SendResult(m.delivery_id, outcome, error=str(exc),
                                       retry_after=exc.retry_after) for m in messages)
-        stats = queue.record(claimed, results)
+        # Unless stopping or paused, the next group is claimed in the same transaction.
+        refill = (None if self._stop.is_set() or self.pause.remaining() > 0
+                  else self._refills.get(queue.worker_id))
+        stats = queue.record(claimed, results, refill=refill)
         log.debug("batch worker=%s sent=%d retried=%d failed=%d", queue.worker_id,
                   stats.sent, stats.retried, stats.failed)
         return stats
