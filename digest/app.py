@@ -33,7 +33,8 @@ from subscribers.suppressions import Suppressions
 from subscribers.tokens import PREFERENCES, TokenSigner
 
 if TYPE_CHECKING:
-    from digest.deliver import Deliverer, DeliveryQueue, ProgressListener
+    from digest.deliver import DeliveryQueue, ProgressListener
+    from digest.sending import Deliverer
     from digest.ratelimit import RateLimiter
     from digest.reader_mail import ReaderMail
     from digest.render import Renderer
@@ -254,13 +255,14 @@ class App:
     def deliverer(self, *, concurrency: int | None = None, worker_id: str | None = None,
                   progress: ProgressListener | None = None) -> Deliverer:
         """The delivery path `digest send` and `digest worker` share."""
-        from digest.deliver import Deliverer
+        from digest.sending import Deliverer
 
         delivery = self.config.delivery
         return Deliverer(self.delivery_queue(worker_id), self.transport,
                          self.edition_messages(), batch_size=delivery.batch_size,
                          concurrency=concurrency or delivery.concurrency,
-                         rate_limiter=self.rate_limiter(), progress=progress)
+                         rate_limiter=self.rate_limiter(), progress=progress,
+                         max_wait=delivery.max_wait_seconds)
 
     def delivery_queue(self, worker_id: str | None = None) -> DeliveryQueue:
         from digest.deliver import DeliveryQueue, RetryPolicy, default_worker_id

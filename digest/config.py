@@ -99,6 +99,7 @@ class DeliveryConfig(Section):
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     claim_timeout_seconds: float = Field(default=900.0, gt=0)
     uncertain: Literal["hold", "resend"] = "hold"
+    max_wait_seconds: float = Field(default=120.0, ge=0)   # a run waits out provider pauses
 
 
 class WebConfig(Section):

@@ -48,6 +48,7 @@ class StatusReport:
     sources: list[SourceRow]
     editions: list[EditionRow]
     lists: list[ListRow]
+    orphaned: int = 0                 # claims of a process that stopped (or past the timeout)
 
 
 def next_run_of(app: App, mailing_list: MailingList, now: datetime | None = None) -> str:
@@ -106,4 +107,5 @@ def gather(app: App, *, editions: int = 10) -> StatusReport:
         last = f"{run.issue_date} {run.status}" if run else "-"
         list_rows.append(ListRow(mailing_list.slug, describe_schedule(mailing_list),
                                  next_run_of(app, mailing_list), last))
-    return StatusReport(source_rows, edition_rows, list_rows)
+    return StatusReport(source_rows, edition_rows, list_rows,
+                        orphaned=app.delivery_queue().count_orphaned())

@@ -17,7 +17,7 @@ MAX_LINES = 450
 
 # Lowest first. A name matches a module and everything under it; the longest match wins.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("digest.errors", "digest.timeutil", "digest.scrub")),
+    ("base", ("digest.errors", "digest.timeutil", "digest.scrub", "digest.holders")),
     # The registry is declarations only (sections, env names, dotted factory paths): config
     # derives its provider sections from it, so it sits beside config, below the adapters.
     ("data", ("subscribers", "digest.models", "digest.config", "digest.config_checks",
@@ -25,8 +25,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "digest.schedule", "digest.outbound", "digest.sanitize", "digest.ratelimit",
               "digest.transports.registry", "digest.transports.settings")),
     ("edges", ("digest.transports", "digest.sources")),
-    ("content", ("digest.deliver", "digest.render", "digest.message", "digest.editions",
-                 "digest.collect", "digest.variants", "digest.history",
+    ("content", ("digest.deliver", "digest.sending", "digest.render", "digest.message",
+                 "digest.editions", "digest.collect", "digest.variants", "digest.history",
                  "digest.approval", "digest.archive", "digest.checks",
                  "digest.alerts", "digest.dkim", "digest.reader_mail",
                  "digest.topic_filter")),

@@ -48,7 +48,11 @@ class ScrubbedStream(io.TextIOBase):
 
     @property
     def _stream(self) -> Any:
-        return getattr(sys, self._name)
+        # While a progress bar is live, Rich puts a proxy in sys.stderr that prints through
+        # our console, which writes here: write to the file behind the proxy, or each write
+        # would call itself for ever.
+        stream = getattr(sys, self._name)
+        return getattr(stream, "rich_proxied_file", stream)
 
     def write(self, text: str) -> int:
         self._stream.write(_scrubber.text(text))

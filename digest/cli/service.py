@@ -88,20 +88,21 @@ def schedule(ctx: typer.Context) -> None:
     many schedulers share the database. SIGTERM or SIGINT finishes the sends in flight,
     records them, and exits."""
     application = ready_app(ctx)
-    stop = stop_on_signals()
-    if not logging.getLogger().isEnabledFor(logging.INFO):
-        logging.getLogger("digest").setLevel(logging.INFO)   # one line per run, always
-    scheduler = _start_scheduler(application)
-    err.print("scheduler running; Ctrl-C (or SIGTERM) stops it", markup=False)
-    stop.wait()
-    scheduler.shutdown()
+    with stop_on_signals() as stop:
+        if not logging.getLogger().isEnabledFor(logging.INFO):
+            logging.getLogger("digest").setLevel(logging.INFO)   # one line per run, always
+        scheduler = _start_scheduler(application)
+        err.print("scheduler running; Ctrl-C (or SIGTERM) stops it", markup=False)
+        stop.wait()
+        scheduler.shutdown()
     err.print("scheduler stopped", markup=False)
 
 
 def status(ctx: typer.Context) -> None:
     """Sources (last fetch, last error) and recent editions with their delivery counts."""
     from digest.status import gather
-    report = gather(ready_app(ctx))
+    application = ready_app(ctx)
+    report = gather(application)
     print_table(("source", "last fetch (UTC)", "status", "failures in a row", "last error"),
                 ((row.name, row.last_fetched, row.status, str(row.failures), row.error or "-")
                  for row in report.sources), title="Sources")
@@ -111,6 +112,13 @@ def status(ctx: typer.Context) -> None:
                   *(str(row.counts.get(s, 0))
                     for s in ("sent", "pending", "failed", "uncertain", "skipped")))
                  for row in report.editions), title="Recent editions")
+    if report.orphaned:
+        policy = application.config.delivery.uncertain
+        fate = ("marks them uncertain and holds them, never resent" if policy == "hold"
+                else "makes them pending and sends them again")
+        out.print(f"{report.orphaned} deliveries are claimed by a process that stopped "
+                  f"mid-send: the next `digest send` or `digest worker` {fate} "
+                  f"([delivery] uncertain = \"{policy}\").", markup=False)
     print_table(("list", "schedule", "next run", "last scheduled run"),
                 ((row.slug, row.schedule, row.next_run, row.last_run) for row in report.lists),
                 title="Schedules")

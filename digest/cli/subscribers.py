@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -101,15 +100,10 @@ def import_csv(
     rows already read, says how many, and prints the command that resumes the import.
     """
     application = ready_app(ctx)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    stop = stop_on_signals("storing the rows already read, then stopping")
-    try:
+    with stop_on_signals("storing the rows already read, then stopping") as stop:
         report = application.subscribers.import_csv(file, list_slug=list_slug,
                                                     resubscribe=resubscribe,
                                                     from_line=from_line, stop=stop)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     for warning in report.warnings:
         err.print(f"warning: {warning}")
     for line, message in report.errors:

@@ -64,7 +64,6 @@ class BodyTimeout:
         await self.app(scope, timed_receive, send)
 
 
-from starlette.requests import Request
 
 
 async def read_limited(request: Request, limit: int) -> bytes | None:

@@ -12,7 +12,6 @@ import time
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 
 from digest.web.body import FORM_BODY_LIMIT
 

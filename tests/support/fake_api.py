@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -79,6 +80,7 @@ class FakeApi:
     def __init__(self, path: str, *, method: str = "POST") -> None:
         self.path = path
         self.requests: list[Request] = []
+        self.request_times: list[float] = []     # time.monotonic() as each request came
         self._script: deque[Step] = deque()
         self._lock = threading.Lock()
         self._server = HttpServer()
@@ -108,6 +110,7 @@ class FakeApi:
     def _serve(self, request: Request) -> Response:
         with self._lock:
             self.requests.append(request)
+            self.request_times.append(time.monotonic())
             step = self._script.popleft() if self._script else Step()
             if step.response is not None:
                 return step.response
