@@ -24,6 +24,7 @@ from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 from premailer import Premailer
 
+from digest.bodyfit import fit_body
 from digest.outbound import SplitTemplate
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,10 @@ class Renderer:
                      web_version_url: str, omitted: int = 0) -> tuple[str, int]:
         template = self.env.get_template("email/digest.html.j2")
         raw = template.render(self._context(edition, posts, web_version_url, omitted))
+        # No height attributes from CSS: premailer would write an image's "height: auto" as
+        # height="auto", which Outlook reads as a fixed height.
         inlined = Premailer(raw, keep_style_tags=False, remove_classes=False,
+                            disable_basic_attributes=["height"],
                             strip_important=False, disable_validation=True,
                             cssutils_logging_level=logging.CRITICAL,
                             allow_network=False, allow_loading_external_files=False).transform()
@@ -246,8 +250,9 @@ def post_view(post: Any, *, mode: str, signin_url: str) -> PostView:
         author=post.author,
         published_at=post.published_at,
         categories=tuple(post.categories or ()),
-        body_html=post.body_html,
-        teaser_html=first_paragraph(post.body_html) or post.summary,
+        # Bodies stored before images were fitted at collect time are fitted here too.
+        body_html=fit_body(post.body_html, alt=post.title),
+        teaser_html=fit_body(first_paragraph(post.body_html) or post.summary, alt=post.title),
         mode=mode,
         read_more_url=(post.url or signin_url) if mode == FULL else (signin_url or post.url),
     )

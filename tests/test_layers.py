@@ -17,7 +17,7 @@ MAX_LINES = 450
 
 # Lowest first. A name matches a module and everything under it; the longest match wins.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("digest.errors", "digest.timeutil", "digest.scrub")),
+    ("base", ("digest.errors", "digest.timeutil", "digest.scrub", "digest.bodyfit")),
     # The registry is declarations only (sections, env names, dotted factory paths): config
     # derives its provider sections from it, so it sits beside config, below the adapters.
     ("data", ("subscribers", "digest.models", "digest.config", "digest.db", "digest.migrations",

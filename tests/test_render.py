@@ -92,12 +92,16 @@ def button_of(cell: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
 # -- the HTML part: inlined CSS -------------------------------------------------------------
 
 
-def test_premailer_inlines_the_css_and_leaves_no_style_block():
+def test_premailer_inlines_the_css_and_keeps_only_the_responsive_style_block():
     post = a_post(body_html='<p>See <a href="https://example.org/report">the report</a>.</p>'
                             "<p>More.</p>")
     digest = render(an_edition(post, a_post()), tier="free")
 
-    assert "<style" not in digest.html.lower()
+    # One <style> survives: media queries and dark-mode rules, which cannot be inlined.
+    blocks = digest.tree.xpath("//style")
+    assert len(blocks) == 1
+    assert "prefers-color-scheme: dark" in blocks[0].text
+    assert "line-height: 1.25" not in blocks[0].text       # styles.css itself is inlined
     tree = digest.tree
     for css_class in ("masthead", "masthead-name", "masthead-date", "greeting", "post",
                       "post-title", "post-meta", "teaser-note", "button", "footer", "preheader"):
