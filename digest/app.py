@@ -137,7 +137,8 @@ class App:
 
         return AccessRules(dict(self.config.tiers),
                            frozenset(self.config.access.public_categories),
-                           self.config.site.signin_url)
+                           self.config.site.signin_url,
+                           teaser_label=self.config.access.teaser_label)
 
     def edition_messages(self) -> EditionMessages:
         """A fresh message factory: it caches each rendered variant for its lifetime."""

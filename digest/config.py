@@ -16,10 +16,10 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import (ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator,
-                      model_validator)
+from pydantic import (BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, create_model,
+                      field_validator, model_validator)
 
 from digest.errors import ConfigError
 from digest.transports.registry import PROVIDERS
@@ -46,7 +46,28 @@ class DatabaseConfig(Section):
 class SiteConfig(Section):
     name: OneLine = "Example Newsroom"
     url: str = "https://news.example.com"
-    signin_url: str = ""
+    signin_url: str = ""                     # may hold {url}: the story, URL-encoded
+
+
+class TierConfig(Section):
+    """One [tiers] entry: ``free = "teaser"``, or a table with the teaser's own call to action."""
+
+    access: Literal["full", "teaser"]
+    cta: OneLine = ""                        # the button's words; "" = the template's default
+    cta_url: str = ""                        # may hold {url}; "" = [site] signin_url
+
+
+def _tier_from_word(value: object) -> object:
+    # The plain form, free = "teaser", is the table form with only its access.
+    if isinstance(value, str):
+        if value not in ("full", "teaser"):
+            raise ValueError("Input should be 'full' or 'teaser' (or a table such as "
+                             '{ access = "teaser", cta = "Subscribe to read" })')
+        return {"access": value}
+    return value
+
+
+Tier = Annotated[TierConfig, BeforeValidator(_tier_from_word)]
 
 
 class SourceConfig(Section):
@@ -65,6 +86,7 @@ class CollectConfig(Section):
 class AccessConfig(Section):
     public_categories: list[str] = ["Free"]
     default_tier: str = ""
+    teaser_label: OneLine = "Clients only"   # shown above each teaser; "" shows none
 
 
 class EditionsConfig(Section):
@@ -138,7 +160,8 @@ class _Config(Section):
     sources: list[SourceConfig] = []
     collect: CollectConfig = CollectConfig()
     access: AccessConfig = AccessConfig()
-    tiers: dict[str, Literal["full", "teaser"]] = {"free": "teaser", "client": "full"}
+    tiers: dict[str, Tier] = {"free": TierConfig(access="teaser"),
+                              "client": TierConfig(access="full")}
     subscribers: SubscribersConfig = SubscribersConfig()
     editions: EditionsConfig = EditionsConfig()
     delivery: DeliveryConfig = DeliveryConfig()

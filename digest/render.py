@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 import lxml.html
@@ -83,8 +84,10 @@ class PostView:
     body_html: str
     teaser_html: str
     mode: str                       # FULL or TEASER
-    read_more_url: str
+    read_more_url: str              # a teaser's button: sign-in (or the tier's own) page
     shortened: bool = False         # a full story cut to a teaser to keep the mail small
+    cta: str = ""                   # the button's words; "" = the template's default
+    label: str = ""                 # shown above a teaser, e.g. "Clients only"
 
     @property
     def body_text(self) -> str:
@@ -241,8 +244,23 @@ def personal_values(*, name: str, email: str, unsubscribe_url: str,
 _HTML_SPECIAL = re.compile(r"[&<>\"']")
 
 
-def post_view(post: Any, *, mode: str, signin_url: str) -> PostView:
-    """The view of a Post row in one mode; ``signin_url`` is where a teaser sends readers."""
+@dataclass(frozen=True)
+class Call:
+    """Where a teaser sends its reader: the button's words and URL (which may hold ``{url}``,
+    replaced by the story's URL, encoded), and the label shown above the teaser."""
+
+    cta: str = ""
+    url: str = ""
+    label: str = ""
+
+    def url_for(self, story_url: str) -> str:
+        if not self.url:
+            return story_url
+        return self.url.replace("{url}", quote(story_url, safe=""))
+
+
+def post_view(post: Any, *, mode: str, call: Call = Call()) -> PostView:
+    """The view of a Post row in one mode; ``call`` is where a teaser's button leads."""
     return PostView(
         id=post.id,
         title=post.title,
@@ -254,7 +272,9 @@ def post_view(post: Any, *, mode: str, signin_url: str) -> PostView:
         body_html=fit_body(post.body_html, alt=post.title),
         teaser_html=fit_body(first_paragraph(post.body_html) or post.summary, alt=post.title),
         mode=mode,
-        read_more_url=(post.url or signin_url) if mode == FULL else (signin_url or post.url),
+        read_more_url=post.url if mode == FULL else call.url_for(post.url),
+        cta=call.cta,
+        label=call.label if mode == TEASER else "",
     )
 
 

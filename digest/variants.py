@@ -23,7 +23,8 @@ from sqlmodel import Session
 from digest.editions import Draft, edition_posts
 from digest.message import MessageBuilder, Recipient
 from digest.models import Edition, Post
-from digest.render import FULL, TEASER, EditionView, Renderer, RenderedVariant, post_view
+from digest.render import (FULL, TEASER, Call, EditionView, Renderer, RenderedVariant,
+                           post_view)
 from digest.outbound import OutgoingMessage
 from subscribers.models import MailingList
 
@@ -31,27 +32,54 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class AccessRules:
-    """The [tiers] and [access] settings: who reads what in full."""
+class TierRule:
+    """How one tier reads non-public posts, and where its teasers' button leads."""
 
-    tiers: Mapping[str, str]                 # tier -> "full" | "teaser"
+    access: str                      # "full" | "teaser"
+    cta: str = ""                    # the button's words; "" = the template's default
+    cta_url: str = ""                # may hold {url}; "" = the site's sign-in URL
+
+
+@dataclass(frozen=True)
+class AccessRules:
+    """The [tiers] and [access] settings: who reads what in full.
+
+    ``tiers`` maps a tier to "full" / "teaser" or to a :class:`TierRule` (anything with
+    ``access``, ``cta`` and ``cta_url``, such as the config's TierConfig). Tiers whose teasers
+    have their own call to action are variants of their own; the others share one.
+    """
+
+    tiers: Mapping[str, object]
     public_categories: frozenset[str]
     signin_url: str
+    teaser_label: str = ""
+
+    def rule(self, tier: str) -> TierRule:
+        # A tier the config no longer knows gets the teaser: never give away paid stories.
+        found = self.tiers.get(tier, TEASER)
+        if isinstance(found, str):
+            return TierRule(found)
+        return TierRule(found.access, found.cta, found.cta_url)  # type: ignore[attr-defined]
 
     def mode_of(self, tier: str) -> str:
-        # A tier the config no longer knows gets the teaser: never give away paid stories.
-        return self.tiers.get(tier, TEASER)
+        return self.rule(tier).access
 
     def is_public(self, post: Post) -> bool:
         wanted = {c.casefold() for c in self.public_categories}
         return any(c.casefold() in wanted for c in post.categories or ())
 
     def variant_key(self, tier: str) -> str:
-        return self.mode_of(tier)
+        rule = self.rule(tier)
+        if rule.access == TEASER and (rule.cta or rule.cta_url):
+            return f"{TEASER}.{tier}"
+        return rule.access
 
     def views(self, posts: Sequence[Post], key: str) -> list:
-        return [post_view(post, mode=FULL if key == FULL or self.is_public(post) else TEASER,
-                          signin_url=self.signin_url) for post in posts]
+        mode, _, tier = key.partition(".")
+        rule = self.rule(tier) if tier else TierRule(mode)
+        call = Call(rule.cta, rule.cta_url or self.signin_url, self.teaser_label)
+        return [post_view(post, mode=FULL if mode == FULL or self.is_public(post) else TEASER,
+                          call=call) for post in posts]
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,8 @@ def test_a_teaser_shows_title_author_date_first_paragraph_and_a_signin_link():
     assert button is not None
     assert button.text_content() == "Sign in to read the full story"
     assert button.get("href") == SIGNIN
-    assert cell.find_class("post-title")[0].find("a").get("href") == SIGNIN
+    # The title leads to the story itself: the site's paywall takes it from there.
+    assert cell.find_class("post-title")[0].find("a").get("href") == post.url
 
     block = digest.text_story("Harbour dues rise")
     assert "\nBy Maren Okafor · 24 November 2026\n\nThe council met late on Monday.\n" in block
@@ -193,6 +194,50 @@ def test_a_teaser_shows_title_author_date_first_paragraph_and_a_signin_link():
         assert later not in digest.text
     assert f"Sign in to read the full story: {SIGNIN}" in block
     assert (digest.variant.full, digest.variant.teasers) == (0, 1)
+
+
+def test_the_signin_link_returns_to_the_story_and_a_label_precedes_the_teaser():
+    signin = "https://news.example.com/signin?next={url}"
+    access = AccessRules({"free": "teaser"}, frozenset(), signin, teaser_label="Clients only")
+    post = a_post(title="Harbour dues rise", url="https://news.example.com/a b?x=1&y=2")
+    digest = render(an_edition(post), tier="free", access=access,
+                    renderer=Renderer(ENV, replace(SITE, signin_url=signin)))
+
+    cell = digest.story("Harbour dues rise")
+    expected = ("https://news.example.com/signin?next="
+                "https%3A%2F%2Fnews.example.com%2Fa%20b%3Fx%3D1%26y%3D2")
+    assert button_of(cell).get("href") == expected
+    labels = cell.find_class("label")
+    assert [label.text_content() for label in labels] == ["Clients only"]
+    assert labels[0].getnext().get("class") == "post-title"      # before the story
+    block = digest.text_story("[Clients only]\nHarbour dues rise")
+    assert f"Sign in to read the full story: {expected}" in block
+
+
+@dataclass(frozen=True)
+class Rule:
+    access: str
+    cta: str = ""
+    cta_url: str = ""
+
+
+def test_a_tier_may_have_its_own_call_to_action_and_is_a_variant_of_its_own():
+    access = AccessRules({"free": Rule("teaser", "Subscribe to read",
+                                       "https://news.example.com/subscribe?next={url}"),
+                          "lapsed": "teaser", "client": "full"}, frozenset(), SIGNIN)
+    post = a_post(title="Harbour dues rise", url="https://news.example.com/harbour")
+    free = render(an_edition(post), tier="free", access=access)
+    lapsed = render(an_edition(post), tier="lapsed", access=access)
+
+    assert access.variant_key("free") == "teaser.free"
+    assert access.variant_key("lapsed") == access.variant_key("unknown") == "teaser"
+    button = button_of(free.story("Harbour dues rise"))
+    assert button.text_content() == "Subscribe to read"
+    assert button.get("href") == ("https://news.example.com/subscribe?next="
+                                  "https%3A%2F%2Fnews.example.com%2Fharbour")
+    assert "Subscribe to read: https://news.example.com/subscribe?next=" in free.text
+    assert button_of(lapsed.story("Harbour dues rise")).text_content() == (
+        "Sign in to read the full story")
 
 
 def test_a_teaser_skips_paragraphs_without_text():

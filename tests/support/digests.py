@@ -6,7 +6,7 @@ each variant's personalised HTML (full, teaser, mixed, very long, no name).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from digest.render import Renderer, SiteView, make_environment, personal_values
 from digest.variants import AccessRules, EditionContent
@@ -14,7 +14,8 @@ from support.builders import a_long_body, a_post, an_edition
 
 SIGNIN = "https://news.example.com/signin?next={url}"
 SITE = SiteView("Lanternport Ledger", "https://news.example.com", SIGNIN)
-ACCESS = AccessRules({"free": "teaser", "client": "full"}, frozenset({"Free"}), SIGNIN)
+ACCESS = AccessRules({"free": "teaser", "client": "full"}, frozenset({"Free"}), SIGNIN,
+                     teaser_label="Clients only")
 UNSUBSCRIBE = "https://digest.example.com/unsubscribe/t0ken"
 WEB_VERSION = "https://digest.example.com/editions/42"
 
@@ -67,7 +68,7 @@ LONG_LIMIT = 40_000              # bytes: small enough that the long sample gets
 def sample_html(sample: Sample, renderer: Renderer | None = None) -> str:
     renderer = renderer or Renderer(make_environment(), SITE,
                                     max_html_bytes=LONG_LIMIT if sample.long else 100_000)
-    access = ACCESS if sample.public else AccessRules(dict(ACCESS.tiers), frozenset(), SIGNIN)
+    access = ACCESS if sample.public else replace(ACCESS, public_categories=frozenset())
     edition = sample_edition(long=sample.long)
     key = access.variant_key(sample.tier)
     variant = renderer.render(key, edition.view, access.views(edition.posts, key),
