@@ -128,8 +128,11 @@ class App:
         from digest.render import Renderer, SiteView
 
         site = self.config.site
-        return Renderer(self.templates, SiteView(site.name, site.url, site.signin_url),
-                        max_html_bytes=self.config.editions.max_html_bytes)
+        return Renderer(self.templates, SiteView(site.name, site.url, site.signin_url,
+                                                 site.postal_address, site.language),
+                        max_html_bytes=self.config.editions.max_html_bytes,
+                        greetings={slug: wording.greeting
+                                   for slug, wording in self.config.lists.items()})
 
     @cached_property
     def access(self) -> AccessRules:
@@ -154,6 +157,7 @@ class App:
                 "list_id_domain": list_id_domain,
                 "unsubscribe_mailto": delivery.unsubscribe_mailto,
                 "greeting_fallback": self.config.editions.greeting_fallback,
+                "message_id_key": self.secret_key,
             },
             unsubscribe_url=self.unsubscribe_url)
 

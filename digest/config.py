@@ -47,6 +47,20 @@ class SiteConfig(Section):
     name: OneLine = "Example Newsroom"
     url: str = "https://news.example.com"
     signin_url: str = ""                     # may hold {url}: the story, URL-encoded
+    postal_address: OneLine = ""             # printed in every footer (CAN-SPAM)
+    language: str = "en-GB"                  # lang="…" and the date format (Babel)
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            Locale.parse(value.replace("-", "_"))
+        except (UnknownLocaleError, ValueError):
+            raise ValueError(f"unknown language {value!r}: use a tag such as \"en-GB\", "
+                             "\"fr\" or \"de-CH\"") from None
+        return value
 
 
 class TierConfig(Section):
@@ -68,6 +82,12 @@ def _tier_from_word(value: object) -> object:
 
 
 Tier = Annotated[TierConfig, BeforeValidator(_tier_from_word)]
+
+
+class ListConfig(Section):
+    """[lists.<slug>]: wording for one mailing list."""
+
+    greeting: OneLine = ""                   # "" = the template's "Good morning"
 
 
 class SourceConfig(Section):
@@ -94,7 +114,7 @@ class EditionsConfig(Section):
     max_posts: int = Field(default=40, gt=0)
     first_edition_lookback_days: int = Field(default=7, ge=0)
     max_html_bytes: int = Field(default=100_000, gt=10_000)
-    greeting_fallback: str = "there"
+    greeting_fallback: str = ""              # used as the name when a reader has none
 
 
 class DeliveryConfig(Section):
@@ -163,6 +183,7 @@ class _Config(Section):
     tiers: dict[str, Tier] = {"free": TierConfig(access="teaser"),
                               "client": TierConfig(access="full")}
     subscribers: SubscribersConfig = SubscribersConfig()
+    lists: dict[str, ListConfig] = {}
     editions: EditionsConfig = EditionsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     bounces: BouncesConfig = BouncesConfig()

@@ -143,12 +143,17 @@ class EditionMessages:
 
     def __init__(self, *, engine: Engine | None, renderer: Renderer, access: AccessRules,
                  builder_options: Mapping[str, object],
-                 unsubscribe_url: Callable[[int, int, int | None], str]) -> None:
+                 unsubscribe_url: Callable[[int, int, int | None], str],
+                 preferences_url: Callable[[int, int, int | None], str] | None = None,
+                 web_version_url: Callable[[int | None, str, int, int, int | None], str]
+                 | None = None) -> None:
         self.engine = engine
         self.renderer = renderer
         self.access = access
         self.builder_options = dict(builder_options)
         self.unsubscribe_url = unsubscribe_url
+        self.preferences_url = preferences_url
+        self.web_version_url = web_version_url
         self._contents: dict[int | None, EditionContent] = {}
         self._builders: dict[tuple[int | None, str], MessageBuilder] = {}
         self.renders = 0
@@ -197,6 +202,12 @@ class EditionMessages:
             edition_id=0 if edition_id is None else edition_id, tag=content.tag,
             unsubscribe_url=lambda subscriber_id: self.unsubscribe_url(subscriber_id, list_id,
                                                                        issued),
+            preferences_url=None if self.preferences_url is None else (
+                lambda subscriber_id: self.preferences_url(subscriber_id, list_id, issued)),
+            web_version_url=None if self.web_version_url is None or edition_id is None else (
+                lambda subscriber_id: self.web_version_url(edition_id, key, subscriber_id,
+                                                           list_id, issued)),
+            issued_at=issued,
             **self.builder_options)  # type: ignore[arg-type]
         self._builders[(edition_id, key)] = builder
         return builder

@@ -76,7 +76,7 @@ def personalise(variant: RenderedVariant, *, name: str = "Ada Lovelace",
                 email: str = "ada@example.com",
                 unsubscribe_url: str = "https://digest.example.com/unsubscribe/t0ken") -> Digest:
     escaped, raw = personal_values(name=name, email=email, unsubscribe_url=unsubscribe_url,
-                                   greeting_fallback="there")
+                                   variant=variant)
     return Digest(variant, variant.html.fill(escaped), variant.text.fill(raw))
 
 
@@ -291,16 +291,29 @@ def test_the_greeting_names_the_subscriber_in_both_parts():
     assert "Good morning Ada, here is today's 1 story." in digest.text
     greeting = digest.tree.find_class("greeting")[0].text_content()
     assert greeting == "Good morning Ada, here is today's 1 story."
-    assert "as ada@example.com" in digest.text
-    assert "as ada@example.com" in digest.tree.find_class("footer")[0].text_content()
+    assert "because ada@example.com subscribed" in digest.text
+    assert "because ada@example.com subscribed" in digest.tree.find_class("footer")[0].text_content()
 
 
 @pytest.mark.parametrize("name", ["", "   "])
-def test_a_subscriber_without_a_name_gets_the_fallback_greeting(name):
+def test_a_subscriber_without_a_name_is_greeted_without_one(name):
     digest = render(an_edition(a_post()), name=name)
 
-    assert "Good morning there, here is today's 1 story." in digest.text
-    assert digest.tree.find_class("greeting")[0].text_content().startswith("Good morning there,")
+    assert "\nGood morning, here is today's 1 story.\n" in digest.text
+    assert digest.tree.find_class("greeting")[0].text_content() == (
+        "Good morning, here is today's 1 story.")
+
+
+def test_a_configured_fallback_name_and_a_list_greeting_are_used():
+    renderer = Renderer(ENV, SITE, greetings={"morning": "Good evening"})
+    variant = renderer.render(FULL, an_edition(a_post()).view, ACCESS.views([a_post()], FULL))
+    named = personalise(variant, name="Ada Lovelace")
+    escaped, raw = personal_values(name="", email="a@example.com", unsubscribe_url="u",
+                                   greeting_fallback="reader", variant=variant)
+
+    assert "Good evening Ada, here is today's 1 story." in named.text
+    assert "Good evening reader, here" in variant.text.fill(raw)
+    assert "Good evening reader, here" in variant.html.fill(escaped)
 
 
 def test_the_unsubscribe_link_is_the_subscribers_own_in_both_parts():
@@ -320,7 +333,7 @@ def test_no_marker_is_left_once_a_variant_is_personalised():
 
     assert set(variant.html.fields) <= set(PERSONAL_FIELDS)
     assert set(variant.text.fields) <= set(PERSONAL_FIELDS)
-    assert {"first_name", "email", "unsubscribe_url"} <= set(variant.html.fields)
+    assert {"greeting", "email", "unsubscribe_url", "web_version_url"} <= set(variant.html.fields)
     assert "__digest_" not in digest.html
     assert "__digest_" not in digest.text
 
@@ -426,7 +439,7 @@ def test_each_edition_and_variant_is_rendered_once_however_many_messages(premail
 
     more = [messages.build(42, "free", Recipient(n, n, f"late{n}@example.com", ""))
             for n in range(100, 110)]
-    assert all("Good morning there," in message.text for message in more)
+    assert all("Good morning, here" in message.text for message in more)
     assert (messages.renders, premailer_runs.transforms) == (2, runs_for_forty)
 
 
@@ -508,7 +521,7 @@ def test_later_full_stories_become_teasers_when_the_edition_is_too_long(keep):
             in " ".join(note.text_content().split()))
     assert [a.get("href") for a in note.iter("a")] == [WEB_VERSION]
     assert "shortened to keep this email small: more in the web version." in digest.text
-    assert f"Read everything: {WEB_VERSION}" in digest.text
+    assert f"Read everything in the web version: {WEB_VERSION}" in digest.text
     assert "Sign in" not in digest.html
 
 
@@ -555,7 +568,7 @@ def test_when_even_teasers_are_too_long_later_stories_are_left_off_with_a_note()
     note_text = " ".join(digest.tree.find_class("note")[0].text_content().split())
     assert f"{variant.omitted} more stories did not fit." in note_text
     assert f"{variant.omitted} more stories did not fit." in digest.text
-    assert f"Read everything: {WEB_VERSION}" in digest.text
+    assert f"Read everything in the web version: {WEB_VERSION}" in digest.text
 
 
 def test_shortening_and_leaving_off_are_both_reported():
@@ -623,3 +636,46 @@ def test_the_shortened_digest_matches_its_golden_file():
 
     assert digest.variant.shortened == 2
     assert_golden("digest_shortened.txt", scrub(digest.text))
+
+
+# -- the footer -----------------------------------------------------------------------------
+
+
+def test_the_footer_says_why_and_prints_the_postal_address_when_set():
+    site = replace(SITE, postal_address="1 Quay Street, Lanternport LP1 2AB")
+    digest = render(an_edition(a_post()), renderer=Renderer(ENV, site))
+    bare = render(an_edition(a_post()))
+
+    footer = digest.tree.find_class("footer")[0].text_content()
+    assert "because ada@example.com subscribed to it on Lanternport Ledger" in footer
+    assert "Lanternport Ledger · 1 Quay Street, Lanternport LP1 2AB" in footer
+    assert "1 Quay Street, Lanternport LP1 2AB" in digest.text
+    assert not bare.tree.find_class("postal-address")
+    links = {a.text_content(): a.get("href") for a in digest.tree.find_class("footer")[0].iter("a")}
+    assert links["View in your browser"] == WEB_VERSION
+
+
+def test_the_preferences_link_is_a_per_reader_piece_shown_only_when_there_is_one():
+    variant = Renderer(ENV, SITE).render(FULL, an_edition(a_post()).view,
+                                         ACCESS.views([a_post()], FULL))
+    url = "https://digest.example.com/preferences/7.1.sig?a=1&b=2"
+    escaped, raw = personal_values(name="Ada", email="ada@example.com", unsubscribe_url="u",
+                                   preferences_url=url, variant=variant)
+    with_link = lxml.html.document_fromstring(variant.html.fill(escaped))
+    without = personalise(variant)
+
+    footer = with_link.find_class("footer")[0]
+    assert [a.get("href") for a in footer.iter("a") if "preferences" in a.text_content()] == [url]
+    assert f"Update your preferences: {url}" in variant.text.fill(raw)
+    assert "preferences" not in without.tree.find_class("footer")[0].text_content()
+    assert "preferences" not in without.text
+
+
+def test_the_language_sets_lang_and_the_date_format():
+    site = replace(SITE, language="fr")
+    digest = render(an_edition(a_post(published_at=datetime(2026, 11, 24, 6, 0, tzinfo=UTC))),
+                    renderer=Renderer(ENV, site))
+
+    assert digest.tree.get("lang") == "fr"
+    assert "25 novembre 2026" in digest.tree.find_class("masthead-date")[0].text_content()
+    assert "24 novembre 2026" in digest.text

@@ -74,5 +74,5 @@ def sample_html(sample: Sample, renderer: Renderer | None = None) -> str:
     variant = renderer.render(key, edition.view, access.views(edition.posts, key),
                               web_version_url=WEB_VERSION)
     escaped, _raw = personal_values(name=sample.reader, email="ada@example.com",
-                                    unsubscribe_url=UNSUBSCRIBE, greeting_fallback="there")
+                                    unsubscribe_url=UNSUBSCRIBE, variant=variant)
     return variant.html.fill(escaped)
