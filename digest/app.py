@@ -23,6 +23,7 @@ from digest.config import Config, provider_settings
 from digest.db import make_engine, require_current, session_scope
 from digest.models import AppSetting
 from digest.scrub import Scrubber
+from digest.weblinks import WebVersionLinks
 from digest.transports.registry import PROVIDERS, TransportNeeds
 from subscribers.lists import MailingLists
 from subscribers.service import SubscriberService
@@ -102,6 +103,15 @@ class App:
         token = self.unsubscribe_signer.sign(subscriber_id, list_id, issued_at=issued_at)
         return f"{self.config.web.base_url}/unsubscribe/{token}"
 
+    @cached_property
+    def web_version_links(self) -> WebVersionLinks:
+        return WebVersionLinks(self.secret_key, base_url=self.config.web.base_url,
+                               max_age_days=self.config.web.link_max_age_days)
+
+    def web_version_url(self, edition_id: int | None, key: str, subscriber_id: int,
+                        _list_id: int, _issued_at: int | None) -> str:
+        return self.web_version_links.url(edition_id or 0, key, subscriber_id)
+
     # -- content -------------------------------------------------------------------------
 
     def sources(self, client: httpx.Client | None) -> list[Source]:
@@ -159,7 +169,8 @@ class App:
                 "greeting_fallback": self.config.editions.greeting_fallback,
                 "message_id_key": self.secret_key,
             },
-            unsubscribe_url=self.unsubscribe_url)
+            unsubscribe_url=self.unsubscribe_url,
+            web_version_url=self.web_version_url)
 
     # -- delivery ------------------------------------------------------------------------
 

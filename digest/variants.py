@@ -180,7 +180,10 @@ class EditionMessages:
         return self.builder(edition_id, tier).variant
 
     def builder(self, edition_id: int | None, tier: str) -> MessageBuilder:
-        key = self.access.variant_key(tier)
+        return self.builder_for_key(edition_id, self.access.variant_key(tier))
+
+    def builder_for_key(self, edition_id: int | None, key: str) -> MessageBuilder:
+        """The builder of one variant by its key (as a web-version link names it)."""
         cached = self._builders.get((edition_id, key))
         if cached is not None:
             return cached

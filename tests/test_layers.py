@@ -22,7 +22,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # derives its provider sections from it, so it sits beside config, below the adapters.
     ("data", ("subscribers", "digest.models", "digest.config", "digest.db", "digest.migrations",
               "digest.schedule", "digest.outbound", "digest.sanitize", "digest.ratelimit",
-              "digest.transports.registry", "digest.transports.settings")),
+              "digest.transports.registry", "digest.transports.settings",
+              "digest.weblinks")),
     ("edges", ("digest.transports", "digest.sources")),
     ("content", ("digest.deliver", "digest.render", "digest.message", "digest.editions",
                  "digest.collect", "digest.variants", "digest.history",

@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from digest.app import App
-from digest.web import unsubscribe
+from digest.web import unsubscribe, webversion
 from digest.web.webhooks import routes as webhook_routes
 from digest.web.webhooks.base import Webhook
 
@@ -28,5 +28,6 @@ def create_app(app: App, *, webhooks: dict[str, Webhook] | None = None) -> Starl
     return Starlette(routes=[
         *webhook_routes.routes(app, hooks),
         *unsubscribe.routes(app),
+        *webversion.routes(app),
         Route("/healthz", health),
     ])
