@@ -19,7 +19,7 @@ EDITION = EditionView(1, date(2026, 11, 25), "Example Newsroom — 25 November 2
 
 def setup(posts: int) -> tuple[Renderer, list, MessageBuilder]:
     renderer = Renderer(make_environment(), SITE, max_html_bytes=100_000)
-    views = [post_view(p, mode="full", signin_url=SITE.signin_url) for p in sample_posts(posts)]
+    views = [post_view(p, mode="full") for p in sample_posts(posts)]
     variant = renderer.render("full", EDITION, views)
     signer = TokenSigner("bench-secret")
     builder = MessageBuilder(

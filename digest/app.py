@@ -32,6 +32,7 @@ from subscribers.tokens import TokenSigner
 
 if TYPE_CHECKING:
     from digest.deliver import Deliverer, DeliveryQueue, ProgressListener
+    from digest.dkim import DkimSigner
     from digest.ratelimit import RateLimiter
     from digest.render import Renderer
     from digest.sources.base import Source
@@ -168,9 +169,27 @@ class App:
                 "unsubscribe_mailto": delivery.unsubscribe_mailto,
                 "greeting_fallback": self.config.editions.greeting_fallback,
                 "message_id_key": self.secret_key,
+                "dkim": self.dkim_signer,
             },
             unsubscribe_url=self.unsubscribe_url,
             web_version_url=self.web_version_url)
+
+    @cached_property
+    def dkim_signer(self) -> DkimSigner | None:
+        """The [dkim] signer, or None when [dkim] domain is empty."""
+        from digest.dkim import DkimKey, DkimSigner
+
+        dkim = self.config.dkim
+        if not dkim.domain:
+            return None
+        pem = dkim.private_key.get_secret_value()
+        if pem:
+            key = DkimKey.load(dkim.domain, dkim.selector, pem.encode(),
+                               source="DIGEST_DKIM_PRIVATE_KEY")
+        else:
+            key = DkimKey.from_file(dkim.domain, dkim.selector,
+                                    self.config.resolve_path(dkim.private_key_file))
+        return DkimSigner(key)
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -201,7 +220,8 @@ class App:
         each provider's secret keys (from the registry) and the web secret key."""
         found = [secret for name, provider in PROVIDERS.items()
                  for secret in provider.secrets(provider_settings(self.config, name))]
-        return Scrubber([*found, ("secret key", self.config.web.secret_key.get_secret_value())])
+        return Scrubber([*found, ("secret key", self.config.web.secret_key.get_secret_value()),
+                         ("DKIM private key", self.config.dkim.private_key.get_secret_value())])
 
     def rate_limiter(self) -> RateLimiter | None:
         from digest.ratelimit import RateLimiter

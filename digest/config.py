@@ -16,12 +16,13 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, create_model,
-                      field_validator, model_validator)
+from pydantic import (ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator,
+                      model_validator)
 
 from digest.errors import ConfigError
+from digest.mailconfig import DkimConfig, ListConfig, Tier, TierConfig
 from digest.transports.registry import PROVIDERS
 from digest.transports.settings import OneLine, Section
 
@@ -32,6 +33,7 @@ DEFAULT_CONFIG_NAME = "digest.toml"
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "DIGEST_DATABASE_URL": ("database", "url"),
     "DIGEST_SECRET_KEY": ("web", "secret_key"),
+    "DIGEST_DKIM_PRIVATE_KEY": ("dkim", "private_key"),
     **{var: (provider.name, key) for provider in PROVIDERS.values()
        for var, key in provider.env.items()},
 }
@@ -61,33 +63,6 @@ class SiteConfig(Section):
             raise ValueError(f"unknown language {value!r}: use a tag such as \"en-GB\", "
                              "\"fr\" or \"de-CH\"") from None
         return value
-
-
-class TierConfig(Section):
-    """One [tiers] entry: ``free = "teaser"``, or a table with the teaser's own call to action."""
-
-    access: Literal["full", "teaser"]
-    cta: OneLine = ""                        # the button's words; "" = the template's default
-    cta_url: str = ""                        # may hold {url}; "" = [site] signin_url
-
-
-def _tier_from_word(value: object) -> object:
-    # The plain form, free = "teaser", is the table form with only its access.
-    if isinstance(value, str):
-        if value not in ("full", "teaser"):
-            raise ValueError("Input should be 'full' or 'teaser' (or a table such as "
-                             '{ access = "teaser", cta = "Subscribe to read" })')
-        return {"access": value}
-    return value
-
-
-Tier = Annotated[TierConfig, BeforeValidator(_tier_from_word)]
-
-
-class ListConfig(Section):
-    """[lists.<slug>]: wording for one mailing list."""
-
-    greeting: OneLine = ""                   # "" = the template's "Good morning"
 
 
 class SourceConfig(Section):
@@ -191,6 +166,7 @@ class _Config(Section):
     alerts: AlertsConfig = AlertsConfig()
     web: WebConfig = WebConfig()
     templates: TemplatesConfig = TemplatesConfig()
+    dkim: DkimConfig = DkimConfig()
 
     # Where the file was read from; relative paths in it resolve against this folder.
     base_dir: Path = Path(".")

@@ -27,6 +27,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 from datetime import UTC, datetime
 
+from digest.dkim import DkimSigner
 from digest.errors import ConfigError, InputError
 from digest.outbound import OutgoingMessage, SplitTemplate
 from digest.render import RenderedVariant, personal_values
@@ -148,7 +149,8 @@ class MessageBuilder:
                  reply_to: str = "", greeting_fallback: str = "", tag: str = "",
                  preferences_url: Callable[[int], str] | None = None,
                  web_version_url: Callable[[int], str] | None = None,
-                 message_id_key: str = "", issued_at: int | None = None) -> None:
+                 message_id_key: str = "", issued_at: int | None = None,
+                 dkim: DkimSigner | None = None) -> None:
         display, address = parseaddr(sender)
         if "@" not in address:
             raise ConfigError(f"[delivery] from = {sender!r} has no valid address",
@@ -160,6 +162,7 @@ class MessageBuilder:
         self.domain = address.rsplit("@", 1)[1]
         self._unsubscribe_url = unsubscribe_url
         self._preferences_url = preferences_url
+        self._dkim = dkim
         self._web_version_url = web_version_url
         self._id_tag = _message_id_tag(message_id_key, edition_id, issued_at)
         # Feedback-ID (Gmail's feedback loop): campaign:list:type:sender, each without colons.
@@ -267,7 +270,8 @@ class MessageBuilder:
         variant = self.variant
 
         def build_raw() -> bytes:
-            return self._raw(to_header, headers, escaped, raw_values)
+            raw = self._raw(to_header, headers, escaped, raw_values)
+            return raw if self._dkim is None else self._dkim.sign(raw)
 
         return OutgoingMessage(
             delivery_id=recipient.delivery_id,

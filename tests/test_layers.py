@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("subscribers", "digest.models", "digest.config", "digest.db", "digest.migrations",
               "digest.schedule", "digest.outbound", "digest.sanitize", "digest.ratelimit",
               "digest.transports.registry", "digest.transports.settings",
-              "digest.weblinks")),
+              "digest.weblinks", "digest.mailconfig")),
     ("edges", ("digest.transports", "digest.sources")),
     ("content", ("digest.deliver", "digest.render", "digest.message", "digest.editions",
                  "digest.collect", "digest.variants", "digest.history",

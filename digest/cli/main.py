@@ -20,6 +20,7 @@ from digest.cli.console import err
 from digest.cli.content import collect, preview
 from digest.cli.context import State
 from digest.cli.delivery import run, send, worker
+from digest.cli.dns import dns_records
 from digest.cli.lists import lists_app
 from digest.cli.service import init, schedule, serve, status
 from digest.cli.subscribers import subscribers_app
@@ -52,6 +53,7 @@ def _main(
 
 for command in (init, collect, send, run, worker, serve, schedule, preview, status):
     app.command()(command)
+app.command("dns-records")(dns_records)
 app.add_typer(lists_app, name="lists")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(suppressions_app, name="suppressions")
