@@ -110,8 +110,9 @@ class App:
                                max_age_days=self.config.web.link_max_age_days)
 
     def web_version_url(self, edition_id: int | None, key: str, subscriber_id: int,
-                        _list_id: int, _issued_at: int | None) -> str:
-        return self.web_version_links.url(edition_id or 0, key, subscriber_id)
+                        _list_id: int, issued_at: int | None) -> str:
+        return self.web_version_links.url(edition_id or 0, key, subscriber_id,
+                                          issued_at=issued_at)
 
     # -- content -------------------------------------------------------------------------
 

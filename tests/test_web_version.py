@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import re
 from datetime import date
 
 import httpx
@@ -74,14 +73,10 @@ def test_each_reader_sees_their_own_variant_in_the_browser(browser, sent):
             assert (page.locator(".button").count() > 0) is teaser
     finally:
         page.close()
-    # The page is the mailed HTML itself, byte for byte but the link's own time stamp.
+    # The page is the mailed HTML itself (links are stamped with the edition's time).
     for message in (free, client):
         served = httpx.get(local(app, server, web_link(message))).text
-        assert same_but_links(served) == same_but_links(message.get_body(("html",)).get_content())
-
-
-def same_but_links(html: str) -> str:
-    return re.sub(r"/web/[A-Za-z0-9._-]+", "/web/<token>", html.replace("\r\n", "\n"))
+        assert served == message.get_body(("html",)).get_content().replace("\r\n", "\n")
 
 
 def test_the_page_takes_get_and_head_only_and_no_body(sent):
