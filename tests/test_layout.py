@@ -189,6 +189,20 @@ def test_no_sideways_scroll_and_readable_text_on_phones_and_desktops(browser, sa
                 page.context.close()
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_on_a_desktop_the_column_stays_640_px_and_centred(browser, samples, scheme):
+    page = open_digest(browser, samples["mixed"], 1280, scheme)
+    try:
+        found = page.evaluate(MEASURE)
+        check_layout(found, f"mixed at 1280px, {scheme}")
+        check_contrast(found, f"mixed at 1280px, {scheme}", invert=False)
+        box = page.locator("table.container").bounding_box()
+        assert box["width"] == 640 and abs(box["x"] - (1280 - 640) / 2) <= 1
+        screenshot(page, f"digest-mixed-1280-{scheme}")
+    finally:
+        page.context.close()
+
+
 def test_the_dark_rules_change_the_colours_only_when_the_style_block_is_kept(browser, samples):
     html = samples["mixed"]
     colours = {}
