@@ -160,6 +160,9 @@ class EditionMessages:
         # Sending threads share this factory: a variant must be rendered once, not once each.
         self._lock = threading.RLock()
 
+    def cached_variants(self) -> int:
+        return len(self._builders)
+
     def add_content(self, content: EditionContent) -> None:
         """Use this content for its edition id, or as the draft (previews and dry runs)."""
         self._contents[content.edition_id] = content

@@ -97,6 +97,9 @@ def test_premailer_inlines_the_css_and_keeps_only_the_responsive_style_block():
                             "<p>More.</p>")
     digest = render(an_edition(post, a_post()), tier="free")
 
+    # Outlook for Windows ignores max-width: a fixed 640 px table in MSO-only comments.
+    assert '<!--[if mso]><table role="presentation" align="center" width="640"' in digest.html
+    assert digest.tree.find_class("container")[0].get("width") == "100%"
     # One <style> survives: media queries and dark-mode rules, which cannot be inlined.
     blocks = digest.tree.xpath("//style")
     assert len(blocks) == 1

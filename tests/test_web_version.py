@@ -99,3 +99,16 @@ def test_a_tampered_or_expired_link_shows_a_clear_page(sent):
     with time_machine.travel(date(2027, 6, 1)):
         expired = httpx.get(url)
     assert expired.status_code == 400 and "expired" in expired.text
+
+
+def test_the_page_keeps_a_bounded_number_of_rendered_variants(sent, monkeypatch):
+    from digest.web import webversion
+
+    app, _server, messages = sent
+    target = app.web_version_links.verify(web_link(messages["jo@example.org"]).rsplit("/", 1)[1])
+    for limit, kept in ((64, 1), (1, 0)):
+        monkeypatch.setattr(webversion, "MAX_VARIANTS", limit)
+        page = webversion.WebVersionPage(app)
+        page.html_for(target.edition_id, target.variant_key, target.subscriber_id)
+        # Under the limit the variant is kept; at the limit the cache starts afresh.
+        assert page.messages().cached_variants() == kept

@@ -3,7 +3,7 @@
 The token (:mod:`digest.weblinks`) names an edition, a variant and a reader; the page is that
 variant's HTML personalised for that reader, built by the same message factory as the mail, so
 it shows exactly what they were sent (teasers stay teasers). Variants are rendered once per
-process and kept. GET and HEAD only; a request with a body is refused. Stories are third-party
+process and kept (at most MAX_VARIANTS of them). GET and HEAD only; a request with a body is refused. Stories are third-party
 HTML already sanitised at collect time; the Content-Security-Policy forbids scripts anyway.
 """
 
@@ -28,6 +28,8 @@ from subscribers.models import Subscriber
 log = logging.getLogger(__name__)
 
 MAX_BODY = 0                  # a GET carries no body
+# Rendered variants kept at most (about 100 KB each); past this the cache starts afresh.
+MAX_VARIANTS = 64
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src https: http: data:; "
                                "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
@@ -46,7 +48,7 @@ class WebVersionPage:
 
     def messages(self) -> EditionMessages:
         with self._lock:
-            if self._messages is None:
+            if self._messages is None or self._messages.cached_variants() >= MAX_VARIANTS:
                 self._messages = self.app.edition_messages()
             return self._messages
 
