@@ -26,14 +26,16 @@ from digest.scrub import Scrubber
 from digest.weblinks import WebVersionLinks
 from digest.transports.registry import PROVIDERS, TransportNeeds
 from subscribers.lists import MailingLists
+from subscribers.self_service import SelfService
 from subscribers.service import SubscriberService
 from subscribers.suppressions import Suppressions
-from subscribers.tokens import TokenSigner
+from subscribers.tokens import PREFERENCES, TokenSigner
 
 if TYPE_CHECKING:
     from digest.deliver import Deliverer, DeliveryQueue, ProgressListener
     from digest.dkim import DkimSigner
     from digest.ratelimit import RateLimiter
+    from digest.reader_mail import ReaderMail
     from digest.render import Renderer
     from digest.sources.base import Source
     from digest.deliver import Transport
@@ -114,6 +116,45 @@ class App:
         return self.web_version_links.url(edition_id or 0, key, subscriber_id,
                                           issued_at=issued_at)
 
+    # -- readers' own pages (sign-up, confirmation, preferences) -------------------------
+
+    @cached_property
+    def self_service(self) -> SelfService:
+        subscribers = self.config.subscribers
+        return SelfService(self.engine, default_tier=self.config.default_tier,
+                           resend_minutes=subscribers.confirm_resend_minutes,
+                           check_deliverability=subscribers.check_deliverability)
+
+    @cached_property
+    def confirm_signer(self) -> TokenSigner:
+        # A confirmation link lives as long as the sign-up it confirms.
+        return TokenSigner(self.secret_key, purpose="confirm",
+                           max_age_days=self.config.subscribers.confirm_days)
+
+    @cached_property
+    def preferences_signer(self) -> TokenSigner:
+        return TokenSigner(self.secret_key, purpose=PREFERENCES,
+                           max_age_days=self.config.web.link_max_age_days)
+
+    def confirm_url(self, subscriber_id: int) -> str:
+        # A confirmation names the reader, not a list: it confirms every pending sign-up.
+        return f"{self.config.web.base_url}/confirm/{self.confirm_signer.sign(subscriber_id, 0)}"
+
+    def preferences_url(self, subscriber_id: int, list_id: int,
+                        issued_at: int | None = None) -> str:
+        """The reader's preferences page, as linked from a digest of ``list_id`` (the footer
+        puts it next to :meth:`unsubscribe_url`) or from the welcome email."""
+        token = self.preferences_signer.sign(subscriber_id, list_id, issued_at=issued_at)
+        return f"{self.config.web.base_url}/preferences/{token}"
+
+    @cached_property
+    def reader_mail(self) -> ReaderMail:
+        from digest.reader_mail import ReaderMail, SiteInfo
+
+        site = self.config.site
+        return ReaderMail(templates=self.templates, transports=self.transport,
+                          sender=self.config.delivery.from_, site=SiteInfo(site.name, site.url))
+
     # -- content -------------------------------------------------------------------------
 
     def sources(self, client: httpx.Client | None) -> list[Source]:
@@ -172,7 +213,7 @@ class App:
                 "message_id_key": self.secret_key,
                 "dkim": self.dkim_signer,
             },
-            unsubscribe_url=self.unsubscribe_url,
+            unsubscribe_url=self.unsubscribe_url, preferences_url=self.preferences_url,
             web_version_url=self.web_version_url)
 
     @cached_property

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
+from sqlmodel import Session
 
 from digest.db import session_scope
 from digest.errors import SourceError
@@ -151,3 +152,18 @@ def content_hash(entry: Entry) -> str:
                           list(entry.categories), entry.summary, entry.body_html],
                          ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def recent_categories(engine: Engine, *, posts: int = 500) -> list[str]:
+    """The categories of the newest ``posts`` posts, the most used first: the topics a reader
+    is offered on the sign-up and preferences pages."""
+    counts: dict[str, int] = {}
+    names: dict[str, str] = {}
+    with Session(engine) as session:
+        for categories in session.scalars(select(Post.categories)
+                                          .order_by(Post.first_seen_at.desc()).limit(posts)):
+            for category in categories or ():
+                key = category.casefold()
+                names.setdefault(key, category)
+                counts[key] = counts.get(key, 0) + 1
+    return [names[key] for key in sorted(counts, key=lambda k: (-counts[k], k))]

@@ -117,6 +117,19 @@ class WebConfig(Section):
     link_max_age_days: int = Field(default=365, gt=0)
     host: str = "127.0.0.1"                  # where `digest serve` listens
     port: int = Field(default=8000, gt=0, lt=65536)
+    # Other sites whose pages may post the sign-up form ("https://news.example.com").
+    subscribe_origins: list[str] = []
+    subscribe_per_ip_per_hour: int = Field(default=20, gt=0)   # POST /subscribe per client IP
+
+    @field_validator("subscribe_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not v.startswith(("https://", "http://")) or
+               v.rstrip("/").count("/") > 2]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an origin; write scheme and host only, "
+                             "e.g. \"https://news.example.com\"")
+        return [v.rstrip("/") for v in value]
 
     @field_validator("base_url")
     @classmethod
@@ -141,6 +154,8 @@ class AlertsConfig(Section):
 
 class SubscribersConfig(Section):
     check_deliverability: bool = False
+    confirm_days: int = Field(default=7, gt=0)              # unconfirmed sign-ups expire
+    confirm_resend_minutes: int = Field(default=10, ge=0)   # one confirmation email per address
 
 
 class TemplatesConfig(Section):

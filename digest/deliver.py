@@ -85,6 +85,7 @@ class Claimed:
     name: str
     tier: str
     attempt: int
+    topics: str = ""            # the reader's topics: part of the variant (digest.variants)
 
     @property
     def recipient(self) -> Recipient:
@@ -181,7 +182,7 @@ class DeliveryQueue:
                 return []
             people = {row.id: row for row in session.execute(
                 select(Delivery.id, Subscriber.email, Subscriber.name, Subscriber.tier,
-                       Subscription.status.label("subscription"),
+                       Subscriber.topics, Subscription.status.label("subscription"),
                        Suppression.reason.label("suppressed"))
                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
                 .join(Edition, Edition.id == Delivery.edition_id)
@@ -198,7 +199,7 @@ class DeliveryQueue:
                     skipped.append({"b_id": row.id, "b_error": _skip_reason(person)})
                     continue
                 claimed.append(Claimed(row.id, row.edition_id, row.subscriber_id, person.email,
-                                       person.name, person.tier, row.attempts))
+                                       person.name, person.tier, row.attempts, person.topics))
             if skipped:
                 # They left (or their address was suppressed) after the edition was enqueued.
                 session.connection().execute(

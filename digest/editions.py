@@ -2,8 +2,9 @@
 
 Planning picks the posts first seen since the list's previous edition. The (list, date) unique
 key means planning twice — again, in two processes, after a crash — finds the same edition.
-Enqueueing is one INSERT … SELECT over the list's active, unsuppressed subscribers; the
-(edition, subscriber) unique key makes re-running it harmless.
+Enqueueing is one INSERT … SELECT over the list's active, unsuppressed subscribers who have not
+paused; the (edition, subscriber) unique key makes re-running it harmless. Readers whose topics
+match none of the edition's posts get their delivery ``skipped`` (digest.topic_filter).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from digest.db import session_scope
 from digest.errors import ConfigError
 from digest.models import Delivery, DeliveryStatus, Edition, EditionPost, EditionStatus, Post
 from digest.timeutil import UTCDateTime, utcnow
+from digest.topic_filter import skip_unmatched_topics
 from digest.schedule import ListSchedule, local_instant
 from subscribers.models import MailingList, Subscriber
 from subscribers.service import active_recipients
@@ -161,18 +163,23 @@ def enqueue(engine: Engine, edition: Edition) -> int:
         mailing_list = session.get(MailingList, edition.list_id)
         schedule = ListSchedule.of(mailing_list)
         dialect = engine.dialect.name
+
+        def recipients() -> Select:
+            # Readers who paused over the issue date are left out, as are pending sign-ups.
+            return active_recipients(edition.list_id, edition.issue_date)
+
         if schedule is not None and schedule.per_subscriber_time:
             zones = session.scalars(select(Subscriber.time_zone).distinct().where(
-                Subscriber.id.in_(active_recipients(edition.list_id).scalar_subquery()))).all()
+                Subscriber.id.in_(recipients().scalar_subquery()))).all()
             for zone in zones:
                 at = local_instant(edition.issue_date, schedule.send_time,
                                    _zone_or(zone, schedule.zone))
                 session.execute(_insert_deliveries(
-                    dialect, edition, active_recipients(edition.list_id)
+                    dialect, edition, recipients()
                     .where(Subscriber.time_zone == zone), not_before=at))
         else:
-            session.execute(_insert_deliveries(dialect, edition,
-                                               active_recipients(edition.list_id)))
+            session.execute(_insert_deliveries(dialect, edition, recipients()))
+        skip_unmatched_topics(session, edition.id)
         # rowcount of INSERT … SELECT is not reported by every driver; count the rows instead.
         count = session.scalar(select(func.count()).select_from(Delivery)
                                .where(Delivery.edition_id == edition.id)) or 0

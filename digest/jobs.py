@@ -24,7 +24,7 @@ from digest.models import Delivery, DeliveryStatus, Edition
 from digest.timeutil import utcnow
 from digest.variants import EditionContent
 from subscribers.models import Subscriber
-from subscribers.service import active_recipients
+from subscribers.service import active_recipients, expire_pending
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,9 @@ def send_edition(app: App, list_slug: str, issue_date: date, *,
                  stop: threading.Event | None = None) -> SendReport:
     """Plan the list's edition for ``issue_date`` (if new posts), enqueue and deliver it."""
     mailing_list = app.lists.get(list_slug)
+    # Housekeeping once a morning: sign-ups never confirmed are forgotten (the sign-up page
+    # sweeps too; a list nobody signs up to still gets its daily sweep here).
+    expire_pending(app.engine, app.config.subscribers.confirm_days)
     report = SendReport(list_slug, issue_date)
     plan = plan_edition(app.engine, mailing_list, issue_date, settings=app.config.editions,
                         site_name=app.config.site.name, now=now)
@@ -144,20 +147,23 @@ def dry_run(app: App, list_slug: str, issue_date: date, *, now: datetime | None 
         if not draft.posts:
             report.reason = draft.reason
             return report
-        tiers = Counter(dict(session.execute(
-            select(Subscriber.tier, func.count())
-            .where(Subscriber.id.in_(active_recipients(mailing_list.id).scalar_subquery()))
-            .group_by(Subscriber.tier)).all()))
+        # Readers by (tier, topics): together they make the variants.
+        groups = Counter({(tier, topics): count for tier, topics, count in session.execute(
+            select(Subscriber.tier, Subscriber.topics, func.count())
+            .where(Subscriber.id.in_(active_recipients(mailing_list.id, issue_date)
+                                     .scalar_subquery()))
+            .group_by(Subscriber.tier, Subscriber.topics)).all()})
     report.post_count, report.left_out = len(draft.posts), draft.left_out
     report.titles = [p.title for p in draft.posts]
     messages = app.edition_messages()
     messages.add_content(EditionContent.of_draft(draft, mailing_list, issue_date))
     per_variant: Counter[str] = Counter()
-    for tier, count in tiers.items():
-        per_variant[app.access.variant_key(tier)] += count
+    for (tier, topics), count in groups.items():
+        per_variant[app.access.variant_key(tier, topics)] += count
     for key, count in sorted(per_variant.items()):
-        tier = next(t for t in tiers if app.access.variant_key(t) == key)
-        variant = messages.variant(None, tier)         # the draft's
+        tier, topics = next(group for group in groups
+                            if app.access.variant_key(*group) == key)
+        variant = messages.variant(None, tier, topics)         # the draft's
         report.variants.append(VariantPlan(key, count, variant.full, variant.teasers,
                                            variant.html_bytes))
     report.enqueued = sum(per_variant.values())

@@ -161,7 +161,10 @@ class MessageBuilder:
         self.tag = tag
         self.domain = address.rsplit("@", 1)[1]
         self._unsubscribe_url = unsubscribe_url
-        self._preferences_url = preferences_url
+        # Signed only when the variant's templates link it (a link costs a signature).
+        uses = set(variant.html.fields) | set(variant.text.fields)
+        self._preferences_url = (preferences_url if uses & {"preferences_url",
+                                                          "preferences_link"} else None)
         self._dkim = dkim
         self._web_version_url = web_version_url
         self._id_tag = _message_id_tag(message_id_key, edition_id, issued_at)

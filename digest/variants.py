@@ -1,7 +1,9 @@
 """Which variant each subscriber gets, rendered once per edition and variant.
 
 A subscriber's tier reads non-public posts ``full`` or as a ``teaser``; posts in a public
-category are full for everyone. :class:`EditionMessages` renders each (edition, variant) once,
+category are full for everyone. A variant is (tier access × topic set): a reader who follows
+topics sees only the posts in them (subscribers.topics); readers with the same access and the
+same topics share one rendering. :class:`EditionMessages` renders each (edition, variant) once,
 keeps its :class:`~digest.message.MessageBuilder`, and builds a message per claimed delivery.
 
 A draft — the edition planning would make now, shown by previews and dry runs, never saved —
@@ -27,6 +29,7 @@ from digest.render import (FULL, TEASER, Call, EditionView, Renderer, RenderedVa
                            post_view)
 from digest.outbound import OutgoingMessage
 from subscribers.models import MailingList
+from subscribers.topics import matches
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +71,28 @@ class AccessRules:
         wanted = {c.casefold() for c in self.public_categories}
         return any(c.casefold() in wanted for c in post.categories or ())
 
-    def variant_key(self, tier: str) -> str:
+    def variant_key(self, tier: str, topics: str = "") -> str:
+        """``full`` / ``teaser`` (``teaser.<tier>`` for a tier with its own call to action),
+        and ``|`` and the topic set for readers with topics — case-folded, so that "AI" and
+        "ai" readers share a rendering."""
         rule = self.rule(tier)
-        if rule.access == TEASER and (rule.cta or rule.cta_url):
-            return f"{TEASER}.{tier}"
-        return rule.access
+        mode = (f"{TEASER}.{tier}" if rule.access == TEASER and (rule.cta or rule.cta_url)
+                else rule.access)
+        return mode + (f"|{topics.casefold()}" if topics else "")
+
+    @staticmethod
+    def split_key(key: str) -> tuple[str, str]:
+        mode, _bar, topics = key.partition("|")
+        return mode, topics
 
     def views(self, posts: Sequence[Post], key: str) -> list:
-        mode, _, tier = key.partition(".")
+        mode_key, topics = self.split_key(key)
+        mode, _, tier = mode_key.partition(".")
         rule = self.rule(tier) if tier else TierRule(mode)
         call = Call(rule.cta, rule.cta_url or self.signin_url, self.teaser_label)
         return [post_view(post, mode=FULL if mode == FULL or self.is_public(post) else TEASER,
-                          call=call) for post in posts]
+                          call=call)
+                for post in posts if matches(post.categories, topics)]
 
 
 @dataclass(frozen=True)
@@ -179,11 +192,11 @@ class EditionMessages:
             self._contents[edition_id] = load_edition(self.engine, edition_id)
         return self._contents[edition_id]
 
-    def variant(self, edition_id: int | None, tier: str) -> RenderedVariant:
-        return self.builder(edition_id, tier).variant
+    def variant(self, edition_id: int | None, tier: str, topics: str = "") -> RenderedVariant:
+        return self.builder(edition_id, tier, topics).variant
 
-    def builder(self, edition_id: int | None, tier: str) -> MessageBuilder:
-        return self.builder_for_key(edition_id, self.access.variant_key(tier))
+    def builder(self, edition_id: int | None, tier: str, topics: str = "") -> MessageBuilder:
+        return self.builder_for_key(edition_id, self.access.variant_key(tier, topics))
 
     def builder_for_key(self, edition_id: int | None, key: str) -> MessageBuilder:
         """The builder of one variant by its key (as a web-version link names it)."""
@@ -218,10 +231,11 @@ class EditionMessages:
         self._builders[(edition_id, key)] = builder
         return builder
 
-    def build(self, edition_id: int | None, tier: str, recipient: Recipient
-              ) -> OutgoingMessage:
-        return self.builder(edition_id, tier).build(recipient)
+    def build(self, edition_id: int | None, tier: str, recipient: Recipient,
+              topics: str = "") -> OutgoingMessage:
+        return self.builder(edition_id, tier, topics).build(recipient)
 
     def __call__(self, claimed: object) -> OutgoingMessage:
         item = claimed  # a digest.deliver.Claimed
-        return self.build(item.edition_id, item.tier, item.recipient)  # type: ignore[attr-defined]
+        return self.build(item.edition_id, item.tier, item.recipient,  # type: ignore[attr-defined]
+                          getattr(item, "topics", ""))

@@ -17,12 +17,14 @@ from typing import IO
 
 from digest.errors import InputError
 from digest.schedule import parse_zone
-from subscribers.models import ACTIVE, UNSUBSCRIBED
+from subscribers.models import ACTIVE, PENDING, UNSUBSCRIBED
+from subscribers.topics import canonical_topics
 from subscribers.validation import check_tier, clean_name, normalise_email
 
 # status and subscribed_at are what the export adds; status is read, subscribed_at ignored.
-IMPORT_COLUMNS = ("email", "name", "tier", "timezone", "status")
-EXPORT_COLUMNS = ("email", "name", "tier", "timezone", "status", "subscribed_at")
+# topics: the categories the reader follows, ";" between them (empty: every post).
+IMPORT_COLUMNS = ("email", "name", "tier", "timezone", "status", "topics")
+EXPORT_COLUMNS = ("email", "name", "tier", "timezone", "status", "subscribed_at", "topics")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list; "-2+3" is a formula too
 # A value that itself starts with the quote is quoted once more, so that the import, which
 # takes one quote off, gives back exactly what was exported ("'=x" must not come back "=x").
@@ -52,6 +54,7 @@ class ImportRow:
     tier: str | None
     time_zone: str | None
     unsubscribed: bool
+    topics: str | None = None
 
 
 def read_import(path: Path, report: ImportReport, *, tiers: Sequence[str],
@@ -68,7 +71,12 @@ def read_import(path: Path, report: ImportReport, *, tiers: Sequence[str],
             tier = check_tier(raw_tier, tiers) if raw_tier else None
             raw_zone = (row.get("timezone") or "").strip()
             zone = parse_zone(raw_zone).key if raw_zone else None
+            topics = (canonical_topics(csv_unsafe(row["topics"]))
+                      if row.get("topics") is not None else None)
             status = (row.get("status") or "").strip().lower()
+            if status == PENDING:
+                raise InputError(f"{address} never confirmed their sign-up (status pending); "
+                                 "not imported, so that nobody is mailed without consent")
             if status not in ("", ACTIVE, UNSUBSCRIBED):
                 raise InputError(f"unknown status {status!r}; the status column may say "
                                  f"{ACTIVE} or {UNSUBSCRIBED}")
@@ -80,7 +88,7 @@ def read_import(path: Path, report: ImportReport, *, tiers: Sequence[str],
                                         "kept the first"))
             continue
         seen[key] = line
-        yield ImportRow(line, address, key, name, tier, zone, status == UNSUBSCRIBED)
+        yield ImportRow(line, address, key, name, tier, zone, status == UNSUBSCRIBED, topics)
 
 
 def write_export(out: IO[str], rows: Iterable[Sequence[str]]) -> int:
@@ -89,7 +97,7 @@ def write_export(out: IO[str], rows: Iterable[Sequence[str]]) -> int:
     writer.writerow(EXPORT_COLUMNS)
     count = 0
     for email, name, *rest in rows:
-        writer.writerow([csv_safe(email), csv_safe(name), *rest])
+        writer.writerow([csv_safe(email), csv_safe(name), *rest[:-1], csv_safe(rest[-1])])
         count += 1
     return count
 

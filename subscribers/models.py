@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -42,17 +42,30 @@ class Subscriber(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     tier: str = Field(max_length=64)
     time_zone: str = Field(default="", max_length=64)     # IANA name; "" = the list's
+    # The categories the reader follows, in one canonical form (subscribers.topics): sorted,
+    # ";" between them, "" = every post. One string, so readers with the same set compare
+    # equal in SQL and a variant can be keyed on it.
+    topics: str = Field(default="", max_length=1000)
+    # No digest is enqueued for an issue date up to and including this one.
+    paused_until: date | None = None
+    # When the last confirmation email went (the resend limit counts from it), and when the
+    # reader confirmed their address (None: never, so their subscriptions are pending).
+    confirm_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-# The two values of Subscription.status.
+# The values of Subscription.status. A pending subscription (signed up on the web, address not
+# confirmed yet) is never enqueued; it expires after [subscribers] confirm_days.
 ACTIVE = "active"
 UNSUBSCRIBED = "unsubscribed"
+PENDING = "pending"
+STATUSES = (ACTIVE, PENDING, UNSUBSCRIBED)
 
 
 class Subscription(SQLModel, table=True):
-    """A subscriber on a list; ``status`` is ``active`` or ``unsubscribed``."""
+    """A subscriber on a list; ``status`` is ``active``, ``pending`` or ``unsubscribed``."""
 
     __tablename__ = "subscription"
     __table_args__ = (UniqueConstraint("list_id", "subscriber_id"),)
@@ -60,7 +73,7 @@ class Subscription(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     list_id: int = Field(foreign_key="mailing_list.id", index=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
-    status: str = Field(default=ACTIVE, max_length=16)
+    status: str = Field(default=ACTIVE, max_length=16, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

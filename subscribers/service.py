@@ -10,22 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import Engine, Select, and_, delete, exists, select, update
+from sqlalchemy import Engine, Select, and_, delete, exists, or_, select, update
 from sqlmodel import Session
 
 from digest.db import session_scope
-from digest.errors import NotFoundError
+from digest.errors import InputError, NotFoundError
 from digest.models import Delivery
 from digest.schedule import parse_zone
 from digest.timeutil import utcnow
 from subscribers.csv_io import ImportReport, ImportRow, read_import, write_export
 from subscribers.lists import MailingLists
-from subscribers.models import (ACTIVE, UNSUBSCRIBED, MailingList, Subscriber, Subscription,
-                                Suppression)
+from subscribers.models import (ACTIVE, PENDING, STATUSES, UNSUBSCRIBED, MailingList,
+                                Subscriber, Subscription, Suppression)
+from subscribers.suppressions import erasure_key
+from subscribers.topics import canonical_topics
 from subscribers.validation import check_tier, clean_name, normalise_email
 
 IMPORT_BATCH = 1000
@@ -37,6 +39,7 @@ class AddResult:
     created: bool
     resubscribed: bool = False
     suppressed_reason: str = ""
+    erased_before: bool = False      # their address was erased; re-added by --resubscribe
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class SubscriberRow:
     status: str
     subscribed_at: str
     time_zone: str = ""
+    topics: str = ""
 
 
 class SubscriberService:
@@ -70,21 +74,31 @@ class SubscriberService:
     # -- subscribers ---------------------------------------------------------------------
 
     def add(self, email: str, *, list_slug: str, name: str | None = None,
-            tier: str | None = None, time_zone: str | None = None) -> AddResult:
-        """Add (or update) a subscriber and make sure they are subscribed to the list."""
+            tier: str | None = None, time_zone: str | None = None,
+            topics: str | None = None, resubscribe: bool = False) -> AddResult:
+        """Add (or update) a subscriber and make sure they are subscribed to the list.
+
+        An address erased before (`subscribers remove`) is refused unless ``resubscribe``:
+        the person asked to be forgotten, and an admin must mean it to add them again."""
         address, key = normalise_email(email, check_deliverability=self.check_deliverability)
+        chosen_topics = canonical_topics(topics) if topics is not None else None
         clean = clean_name(name) if name is not None else None
         chosen_tier = check_tier(tier, self.tiers) if tier is not None else None
         zone = (parse_zone(time_zone).key if time_zone else "") if time_zone is not None \
             else None
         with session_scope(self.engine) as session:
             mailing_list = self.lists.get(list_slug, session)
+            erased = _lift_erasure(session, key, resubscribe=resubscribe)
+            if erased and not resubscribe:
+                raise InputError(f"{address} was erased at their request (a hash of the "
+                                 "address is kept so that they are not added again)",
+                                 hint="add --resubscribe if they asked to come back")
             subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
             created = subscriber is None
             if subscriber is None:
                 subscriber = Subscriber(email=address, email_key=key, name=clean or "",
                                         tier=chosen_tier or self.default_tier,
-                                        time_zone=zone or "")
+                                        time_zone=zone or "", topics=chosen_topics or "")
                 session.add(subscriber)
                 session.flush()
             else:
@@ -95,11 +109,13 @@ class SubscriberService:
                     subscriber.tier = chosen_tier
                 if zone is not None:
                     subscriber.time_zone = zone
+                if chosen_topics is not None:
+                    subscriber.topics = chosen_topics
                 subscriber.updated_at = utcnow()
             resubscribed = _subscribe(session, mailing_list.id, subscriber.id, reactivate=True)
             suppression = session.scalar(select(Suppression).where(Suppression.email_key == key))
             return AddResult(subscriber, created, resubscribed,
-                             suppression.reason if suppression else "")
+                             suppression.reason if suppression else "", erased)
 
     def import_csv(self, path: str | Path, *, list_slug: str,
                    resubscribe: bool = False) -> ImportReport:
@@ -126,6 +142,14 @@ class SubscriberService:
     def _store_batch(self, list_id: int, batch: dict[str, ImportRow], report: ImportReport,
                      resubscribe: bool) -> None:
         with session_scope(self.engine) as session:
+            erased = _erased_among(session, batch)
+            for key in erased:
+                if resubscribe:
+                    _lift_erasure(session, key, resubscribe=True)
+                else:  # they asked to be forgotten: a list from elsewhere must not re-add them
+                    report.errors.append((batch.pop(key).line, "this address was erased at "
+                                          "the person's request; not added (--resubscribe "
+                                          "adds it)"))
             existing = {s.email_key: s for s in session.scalars(
                 select(Subscriber).where(Subscriber.email_key.in_(list(batch))))}
             now = utcnow()
@@ -134,7 +158,8 @@ class SubscriberService:
                 if subscriber is None:
                     subscriber = Subscriber(email=row.address, email_key=key,
                                             name=row.name or "", tier=row.tier or self.default_tier,
-                                            time_zone=row.time_zone or "")
+                                            time_zone=row.time_zone or "",
+                                            topics=row.topics or "")
                     session.add(subscriber)
                     existing[key] = subscriber
                     report.added += 1
@@ -146,6 +171,8 @@ class SubscriberService:
                     subscriber.tier, changed = row.tier, True
                 if row.time_zone is not None and row.time_zone != subscriber.time_zone:
                     subscriber.time_zone, changed = row.time_zone, True
+                if row.topics is not None and row.topics != subscriber.topics:
+                    subscriber.topics, changed = row.topics, True
                 if changed:
                     subscriber.updated_at = now
                     report.updated += 1
@@ -174,25 +201,33 @@ class SubscriberService:
                     else:
                         report.kept_unsubscribed += 1
 
-    def rows(self, list_slug: str | None = None) -> list[SubscriberRow]:
+    def rows(self, list_slug: str | None = None, *, status: str | None = None
+             ) -> list[SubscriberRow]:
+        """Each (subscriber, list) pair, optionally of one list and one status."""
+        if status is not None and status not in STATUSES:
+            raise InputError(f"unknown status {status!r}",
+                             hint=f"the statuses are {', '.join(STATUSES)}")
         with Session(self.engine) as session:
             query = _subscriber_rows_query()
             if list_slug is not None:
                 query = query.where(MailingList.id == self.lists.get(list_slug, session).id)
-            return [SubscriberRow(*row[:5], row[5].date().isoformat(), row[6])
+            if status is not None:
+                query = query.where(Subscription.status == status)
+            return [SubscriberRow(*row[:5], row[5].date().isoformat(), row[6], row[7])
                     for row in session.execute(query)]
 
     def export_csv(self, list_slug: str, out: IO[str]) -> int:
         """Write the list's subscribers as CSV (the import's columns first); return the count."""
         return write_export(out, ((row.email, row.name, row.tier, row.time_zone, row.status,
-                                   row.subscribed_at) for row in self.rows(list_slug)))
+                                   row.subscribed_at, row.topics)
+                                  for row in self.rows(list_slug)))
 
     def unsubscribe(self, email: str, *, list_slug: str | None = None) -> int:
         """Unsubscribe from one list or from all; the number of subscriptions changed."""
         subscriber = self.get_subscriber(email)
         with session_scope(self.engine) as session:
             condition = and_(Subscription.subscriber_id == subscriber.id,
-                             Subscription.status == ACTIVE)
+                             Subscription.status.in_([ACTIVE, PENDING]))
             if list_slug is not None:
                 condition = and_(condition,
                                  Subscription.list_id == self.lists.get(list_slug, session).id)
@@ -221,15 +256,26 @@ class SubscriberService:
             return result.rowcount > 0
 
     def remove(self, email: str) -> None:
-        """Erase a subscriber: the row, their subscriptions and their delivery history."""
+        """Erase a subscriber: the row, their subscriptions and their delivery history.
+
+        Only a hash of the address stays, as a suppression, so that a later import does not
+        mail them again (unless ``--resubscribe``); the address itself is not kept anywhere."""
         subscriber = self.get_subscriber(email)
         with session_scope(self.engine) as session:
+            hashed = erasure_key(subscriber.email_key)
+            if session.scalar(select(Suppression.id).where(Suppression.email_key == hashed)) \
+                    is None:
+                session.add(Suppression(email_key=hashed, reason="erased",
+                                        detail="erased at their request"))
             # Explicit deletes, not only ON DELETE CASCADE: a SQLite connection opened
             # without the foreign_keys pragma would leave orphans behind. Deliveries are
             # digest's table, erased here so that one transaction forgets the person whole.
             session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
             session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber.id))
             session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
+            # Their own suppression row names the address: the hash above replaces it.
+            session.execute(delete(Suppression).where(
+                Suppression.email_key == subscriber.email_key))
 
     def profile(self, email: str) -> Profile:
         """What `digest subscribers show` prints of the person: the row and its lists."""
@@ -276,19 +322,62 @@ def _subscribe(session: Session, list_id: int, subscriber_id: int, *, reactivate
 
 def _subscriber_rows_query() -> Select[tuple]:
     return (select(Subscriber.email, Subscriber.name, Subscriber.tier, MailingList.slug,
-                   Subscription.status, Subscription.created_at, Subscriber.time_zone)
+                   Subscription.status, Subscription.created_at, Subscriber.time_zone,
+                   Subscriber.topics)
             .join(Subscription, Subscription.subscriber_id == Subscriber.id)
             .join(MailingList, MailingList.id == Subscription.list_id)
             .order_by(MailingList.slug, Subscriber.email_key))
 
 
-def active_recipients(list_id: int) -> Select[tuple[int]]:
-    """Subscriber ids of a list's active subscribers whose address is not suppressed.
+def active_recipients(list_id: int, on: date | None = None) -> Select[tuple[int]]:
+    """Subscriber ids of a list's active subscribers whose address is not suppressed (and,
+    for the issue date ``on``, who have not paused their digests over it).
 
     The one definition of "who gets this list"; enqueueing runs it inside an INSERT … SELECT.
+    Pending (unconfirmed) subscriptions are not active, so they are never enqueued.
     """
-    return (select(Subscription.subscriber_id)
-            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-            .where(Subscription.list_id == list_id, Subscription.status == ACTIVE,
-                   ~exists().where(Suppression.email_key == Subscriber.email_key)))
+    query = (select(Subscription.subscriber_id)
+             .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+             .where(Subscription.list_id == list_id, Subscription.status == ACTIVE,
+                    ~exists().where(Suppression.email_key == Subscriber.email_key)))
+    if on is not None:
+        query = query.where(or_(Subscriber.paused_until.is_(None),
+                                Subscriber.paused_until < on))
+    return query
+
+
+def expire_pending(engine: Engine, days: int, *, now: datetime | None = None) -> int:
+    """Forget sign-ups not confirmed within ``days``: their pending subscriptions, and the
+    subscriber too when nothing else is left of them. Returns how many subscriptions."""
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    with session_scope(engine) as session:
+        stale = session.execute(select(Subscription.id, Subscription.subscriber_id).where(
+            Subscription.status == PENDING, Subscription.created_at < cutoff)).all()
+        if not stale:
+            return 0
+        session.execute(delete(Subscription).where(
+            Subscription.id.in_([row.id for row in stale])))
+        people = {row.subscriber_id for row in stale}
+        session.execute(delete(Subscriber).where(
+            Subscriber.id.in_(people), Subscriber.confirmed_at.is_(None),
+            ~exists().where(Subscription.subscriber_id == Subscriber.id),
+            ~exists().where(Delivery.subscriber_id == Subscriber.id)))
+        return len(stale)
+
+
+def _erased_among(session: Session, batch: dict[str, object]) -> list[str]:
+    """The keys of the batch whose address was erased before."""
+    hashes = {erasure_key(key): key for key in batch}
+    return [hashes[found] for found in session.scalars(
+        select(Suppression.email_key).where(Suppression.email_key.in_(list(hashes))))]
+
+
+def _lift_erasure(session: Session, key: str, *, resubscribe: bool) -> bool:
+    """True if the address was erased before; with ``resubscribe`` the hash is dropped."""
+    hashed = erasure_key(key)
+    found = session.scalar(select(Suppression).where(Suppression.email_key == hashed))
+    if found is not None and resubscribe:
+        session.delete(found)
+        session.flush()
+    return found is not None
 

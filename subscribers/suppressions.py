@@ -8,6 +8,7 @@ between — suppress too. An unsubscribe reported by a provider unsubscribes fro
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,15 @@ class EventOutcome:
     duplicates: int = 0
     suppressed: int = 0
     unsubscribed: int = 0
+
+
+ERASED_PREFIX = "erased:sha256:"
+
+
+def erasure_key(email_key: str) -> str:
+    """What an erased address leaves behind in the suppression table: a hash of its key, so an
+    import can recognise the person without the address being kept."""
+    return ERASED_PREFIX + hashlib.sha256(email_key.encode("utf-8")).hexdigest()
 
 
 SUPPRESSING = {EventKind.HARD_BOUNCE: "hard-bounce", EventKind.COMPLAINT: "complaint"}

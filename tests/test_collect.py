@@ -13,20 +13,19 @@ from pathlib import Path
 import httpx
 import pytest
 import time_machine
-from conftest import make_config
 from sqlalchemy import select
 from sqlmodel import Session
-from support.builders import a_feed_source, a_json_feed, an_atom_feed, an_entry, an_rss_feed
-from support.http_server import HttpServer, Response
 
+from conftest import make_config
 from digest.app import App
 from digest.collect import collect
 from digest.models import Post, SourceState
+from support.builders import a_feed_source, a_json_feed, an_atom_feed, an_entry, an_rss_feed
+from support.http_server import HttpServer, Response
 
 SIX = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 SEVEN = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
 EIGHT = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-
 
 
 def posts(engine, source: str | None = None) -> list[Post]:

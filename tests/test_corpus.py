@@ -11,16 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CORPUS
 from sqlalchemy import select
 from sqlmodel import Session
-from support.builders import a_feed_source
-from support.http_server import HttpServer
 
+from conftest import CORPUS
 from digest.collect import collect
 from digest.errors import SourceError
 from digest.models import Post, SourceState
 from digest.sources.base import Entry, FetchResult, Validators
+from support.builders import a_feed_source
+from support.http_server import HttpServer
 
 # Entries each feed holds, all of which must be stored.
 GOOD_ENTRIES = {
@@ -41,7 +41,6 @@ GOOD_ENTRIES = {
 NOT_FEEDS = {"notafeed.html"}
 FIRST_CYRILLIC_TITLE = "В Бузулуке главные стройплощадки – детсад и Ледовый дворец"
 ABSOLUTE = re.compile(r"^(https?|mailto):", re.IGNORECASE)
-
 
 
 def read(corpus: Path, name: str) -> FetchResult:

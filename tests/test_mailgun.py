@@ -18,27 +18,19 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import make_config
-from support.builders import a_post
-from support.fake_api import answer, hang, passes
-from support.fake_mailgun import FakeMailgun, rate_limited, server_error
-from support.outgoing import (
-    ESCAPED_READER,
-    MEMBERS_ONLY,
-    TRICKY_NAMES,
-    a_message,
-    an_edition_for_both_tiers,
-    assert_each_reader_got_their_variant,
-    edition_messages,
-    sent_deliveries,
-    some_messages,
-)
 
 from digest.app import App
 from digest.errors import TransportError
 from digest.outbound import Outcome
 from digest.transports.mailgun import MailgunTransport, from_settings
 from digest.transports.registry import TransportNeeds
+from conftest import make_config
+from support.builders import a_post
+from support.fake_api import answer, hang, passes
+from support.fake_mailgun import FakeMailgun, rate_limited, server_error
+from support.outgoing import (ESCAPED_READER, MEMBERS_ONLY, TRICKY_NAMES, a_message,
+                              an_edition_for_both_tiers, assert_each_reader_got_their_variant,
+                              sent_deliveries, edition_messages, some_messages)
 
 pytestmark = pytest.mark.timeout(25)
 
@@ -50,8 +42,6 @@ DOMAIN = "mg.news.example.com"
 def fake() -> Iterator[FakeMailgun]:
     with FakeMailgun(domain=DOMAIN, api_key=KEY) as fake:
         yield fake
-
-
 
 
 def a_transport(fake: FakeMailgun, client: httpx.Client, *, key: str = KEY) -> MailgunTransport:

@@ -8,25 +8,24 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import make_config
-from support.fake_api import answer, hang, passes
-from support.fake_postmark import FakePostmark
-from support.outgoing import SENDER, a_numbered_message
-from test_deliver import an_app, an_edition, deliveries
 
 from digest.errors import TransportError
-from digest.outbound import Outcome, SendResult
 from digest.transports import postmark
+from digest.outbound import Outcome, SendResult
 from digest.transports.http import make_client
 from digest.transports.postmark import PostmarkTransport
 from digest.transports.registry import TransportNeeds
+from conftest import make_config
+from support.outgoing import SENDER, a_numbered_message
+from support.fake_api import answer, hang, passes
+from support.fake_postmark import FakePostmark
+from test_deliver import an_app, an_edition, deliveries
 
 
 @pytest.fixture
 def fake() -> Iterator[FakePostmark]:
     with FakePostmark() as fake:
         yield fake
-
 
 
 def a_transport(fake: FakePostmark, client: httpx.Client, **options: object) -> PostmarkTransport:

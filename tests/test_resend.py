@@ -10,26 +10,25 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from conftest import make_config
-from support.fake_api import hang, passes
-from support.fake_resend import FakeResend, error
-from support.http_server import HttpServer
-from support.outgoing import SENDER, a_numbered_message
-from test_deliver import an_app, an_edition, deliveries
 
 from digest.errors import TransportError
-from digest.outbound import Outcome, SendResult
 from digest.transports import resend
+from digest.outbound import Outcome, SendResult
 from digest.transports.http import make_client
 from digest.transports.registry import TransportNeeds
 from digest.transports.resend import ResendTransport, idempotency_key
+from conftest import make_config
+from support.outgoing import SENDER, a_numbered_message
+from support.fake_api import hang, passes
+from support.fake_resend import FakeResend, error
+from support.http_server import HttpServer
+from test_deliver import an_app, an_edition, deliveries
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeResend]:
     with FakeResend() as fake:
         yield fake
-
 
 
 @pytest.fixture

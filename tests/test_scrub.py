@@ -12,15 +12,15 @@ import logging
 from urllib.parse import quote
 
 import pytest
-from conftest import make_config
-from support.fake_api import answer
-from support.fake_mailgun import FakeMailgun
-from support.fake_sendgrid import FakeSendgrid
-from support.outgoing import some_messages
 
 from digest.app import App
 from digest.errors import TransportError
 from digest.scrub import Scrubber
+from conftest import make_config
+from support.fake_mailgun import FakeMailgun
+from support.fake_sendgrid import FakeSendgrid
+from support.fake_api import answer
+from support.outgoing import some_messages
 
 KEY = "SG.key+with/odd=chars-0123456789"
 
@@ -33,7 +33,6 @@ def echoing_401(key: str):
                                                   f"b64 {base64.b64encode(key.encode()).decode()}"}],
             "message": f"Forbidden for {key} ({basic})"}
     return answer(401, body)
-
 
 
 @pytest.mark.parametrize("provider", ["sendgrid", "mailgun"])

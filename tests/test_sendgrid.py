@@ -17,24 +17,17 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import make_config
-from support.fake_api import answer, hang, passes
-from support.fake_sendgrid import FakeSendgrid, rate_limited, server_error
-from support.outgoing import (
-    ESCAPED_READER,
-    MEMBERS_ONLY,
-    TRICKY_NAMES,
-    a_message,
-    an_edition_for_both_tiers,
-    assert_each_reader_got_their_variant,
-    sent_deliveries,
-    some_messages,
-)
 
 from digest.app import App
 from digest.errors import TransportError
 from digest.outbound import Outcome
 from digest.transports.sendgrid import SendgridTransport
+from conftest import make_config
+from support.fake_api import answer, hang, passes
+from support.fake_sendgrid import FakeSendgrid, rate_limited, server_error
+from support.outgoing import (ESCAPED_READER, MEMBERS_ONLY, TRICKY_NAMES, a_message,
+                              an_edition_for_both_tiers, assert_each_reader_got_their_variant,
+                              sent_deliveries, some_messages)
 
 pytestmark = pytest.mark.timeout(25)
 
@@ -45,8 +38,6 @@ KEY = "SG.test-key-must-not-leak"
 def fake() -> Iterator[FakeSendgrid]:
     with FakeSendgrid(api_key=KEY) as fake:
         yield fake
-
-
 
 
 def a_transport(fake: FakeSendgrid, client: httpx.Client, *, key: str = KEY

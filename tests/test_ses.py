@@ -17,23 +17,18 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from conftest import make_config
-from support.fake_api import hang, passes
-from support.fake_ses import FakeSes, refusal, signature
-from support.http_server import Request
-from support.outgoing import (
-    TRICKY_NAMES,
-    a_message,
-    an_edition_for_both_tiers,
-    assert_each_reader_got_their_variant,
-    sent_deliveries,
-    some_messages,
-)
 
 from digest.app import App
 from digest.errors import ConfigError, TransportError
 from digest.outbound import Outcome
 from digest.transports.ses import SesTransport
+from conftest import make_config
+from support.fake_api import hang, passes
+from support.fake_ses import FakeSes, refusal, signature
+from support.http_server import Request
+from support.outgoing import (TRICKY_NAMES, a_message, an_edition_for_both_tiers,
+                              assert_each_reader_got_their_variant, sent_deliveries,
+                              some_messages)
 
 pytestmark = pytest.mark.timeout(25)
 
@@ -46,8 +41,6 @@ REGION = "eu-west-1"
 def fake() -> Iterator[FakeSes]:
     with FakeSes(access_key_id=KEY_ID, secret_access_key=SECRET, region=REGION) as fake:
         yield fake
-
-
 
 
 def a_transport(fake: FakeSes, client: httpx.Client, **options: str) -> SesTransport:

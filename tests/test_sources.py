@@ -14,16 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.builders import a_feed_source, a_json_feed, an_entry, an_rss_feed
-from support.http_server import HttpServer, Response
 
 from digest.errors import SourceError
 from digest.sources.base import FetchResult, Validators
+from support.builders import a_feed_source, a_json_feed, an_entry, an_rss_feed
+from support.http_server import HttpServer, Response
 
 NOTHING_YET = Validators()
 RSS = "application/rss+xml"
 JSON_FEED = "application/feed+json"
-
 
 
 def fetch_served(server: HttpServer, client: httpx.Client, body: bytes, *,

@@ -570,15 +570,16 @@ def test_export_writes_the_import_columns_first(engine, service):
     with time_machine.travel(datetime(2026, 11, 24, 23, 59, tzinfo=UTC), tick=False):
         service.add("ann@example.com", list_slug="morning", name="Ann", tier="client")
     with time_machine.travel(datetime(2026, 11, 25, 0, 1, tzinfo=UTC), tick=False):
-        service.add("bob@example.com", list_slug="morning", time_zone="America/New_York")
+        service.add("bob@example.com", list_slug="morning", time_zone="America/New_York",
+                    topics="government, AI")
     service.unsubscribe("bob@example.com")
     text, written = export_text(service)
     rows = list(csv.reader(io.StringIO(text)))
     assert written == 2
-    assert rows == [["email", "name", "tier", "timezone", "status", "subscribed_at"],
-                    ["ann@example.com", "Ann", "client", "", "active", "2026-11-24"],
+    assert rows == [["email", "name", "tier", "timezone", "status", "subscribed_at", "topics"],
+                    ["ann@example.com", "Ann", "client", "", "active", "2026-11-24", ""],
                     ["bob@example.com", "", "free", "America/New_York", "unsubscribed",
-                     "2026-11-25"]]
+                     "2026-11-25", "AI;government"]]
 
 
 def test_export_defuses_formulas_and_re_imports_to_the_same_data(engine, service, tmp_path):
@@ -593,11 +594,12 @@ def test_export_defuses_formulas_and_re_imports_to_the_same_data(engine, service
             assert not cell.startswith(("=", "+", "-", "@")), row
     path = tmp_path / "export.csv"
     path.write_text(text, encoding="utf-8", newline="")
-    # Into a fresh database state: remove everyone, then import what was exported.
+    # Into a fresh database state: remove everyone, then import what was exported (erased
+    # people come back only when the import says so).
     for address in TRICKY_NAMES:
         service.remove(address)
     service.lists.create("copy", "Copy")
-    report = service.import_csv(path, list_slug="copy")
+    report = service.import_csv(path, list_slug="copy", resubscribe=True)
     assert report.errors == []
     assert report.added == len(TRICKY_NAMES)
     assert {r.email: r.name for r in service.rows("copy")} == TRICKY_NAMES
@@ -659,8 +661,51 @@ def test_remove_erases_the_subscriber_their_subscriptions_and_deliveries(engine,
         assert session.scalars(select(Delivery.subscriber_id)).all() == [bob.id]
     with pytest.raises(NotFoundError):
         service.get_subscriber("ann@example.com")
-    again = service.add("ann@example.com", list_slug="morning")
-    assert again.created and not again.resubscribed
+    with pytest.raises(InputError, match="erased at their request"):
+        service.add("ann@example.com", list_slug="morning")
+    again = service.add("ann@example.com", list_slug="morning", resubscribe=True)
+    assert again.created and not again.resubscribed and again.erased_before
+
+
+def test_erasure_keeps_only_a_hash_and_imports_do_not_bring_the_person_back(engine, service,
+                                                                            tmp_path):
+    service.add("ann@example.com", list_slug="morning", name="Ann")
+    service.add("bob@example.com", list_slug="morning")
+    service.remove("Ann@Example.com")
+    with Session(engine) as session:
+        kept = session.scalars(select(Suppression.email_key)).all()
+    assert len(kept) == 1 and kept[0].startswith("erased:sha256:")
+    assert "ann" not in kept[0]
+    path = tmp_path / "again.csv"
+    path.write_text("email,name\nann@example.com,Ann\ncarl@example.com,Carl\n")
+
+    report = service.import_csv(path, list_slug="morning")
+    assert report.added == 1
+    assert report.errors == [(2, "this address was erased at the person's request; not added "
+                                 "(--resubscribe adds it)")]
+    assert {row.email for row in service.rows("morning")} == {"bob@example.com",
+                                                              "carl@example.com"}
+
+    report = service.import_csv(path, list_slug="morning", resubscribe=True)
+    assert report.errors == [] and report.added == 1
+    assert "ann@example.com" in {row.email for row in service.rows("morning", status="active")}
+    with Session(engine) as session:
+        assert session.scalars(select(Suppression.email_key)).all() == []
+
+
+def test_topics_are_stored_in_one_form_from_the_cli_and_the_csv_column(engine, service,
+                                                                       tmp_path):
+    service.add("ann@example.com", list_slug="morning", topics=" government, AI ,ai")
+    assert service.get_subscriber("ann@example.com").topics == "AI;government"
+    path = tmp_path / "topics.csv"
+    path.write_text("email,topics\nann@example.com,Sport\nbob@example.com,Culture; AI\n"
+                    "carl@example.com,\n")
+    report = service.import_csv(path, list_slug="morning")
+    assert report.errors == []
+    assert {row.email: row.topics for row in service.rows("morning")} == {
+        "ann@example.com": "Sport", "bob@example.com": "AI;Culture", "carl@example.com": ""}
+    with pytest.raises(InputError, match="unknown status 'nope'"):
+        service.rows(status="nope")
 
 
 def test_removing_or_unsubscribing_an_unknown_address_is_not_found(engine, service):

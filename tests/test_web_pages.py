@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import make_config
-from support.asgi_server import AsgiServer
 
 from digest.app import App
 from digest.web.app import create_app
+from conftest import make_config
+from support.asgi_server import AsgiServer
 
 
 @pytest.fixture

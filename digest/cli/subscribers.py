@@ -24,10 +24,15 @@ def add(
     tier: Annotated[Optional[str], typer.Option(help="Access tier (see [tiers]).")] = None,
     time_zone: Annotated[Optional[str], typer.Option(
         "--timezone", help="The subscriber's IANA time zone (for per-subscriber time).")] = None,
+    topics: Annotated[Optional[str], typer.Option(
+        help='Only posts in these categories, e.g. "AI,Government" ("" = every post).')] = None,
+    resubscribe: Annotated[bool, typer.Option(help="Add again an address that was erased "
+                                                   "at the person's request.")] = False,
 ) -> None:
     """Add a subscriber to a list; adding an existing address updates it."""
     result = ready_app(ctx).subscribers.add(email, list_slug=list_slug, name=name, tier=tier,
-                                         time_zone=time_zone)
+                                         time_zone=time_zone, topics=topics,
+                                         resubscribe=resubscribe)
     who = result.subscriber
     verb = "Added" if result.created else "Updated"
     out.print(f"{verb} {who.email} (tier {who.tier}) on {list_slug}."
@@ -43,11 +48,14 @@ def list_subscribers(
     ctx: typer.Context,
     list_slug: Annotated[Optional[str], typer.Option("--list", "-l",
                                                      help="Only this list.")] = None,
+    status: Annotated[Optional[str], typer.Option(
+        help="Only this status: active, pending (not confirmed yet) or unsubscribed.")] = None,
 ) -> None:
     """Show subscribers, with their tier and status on each list."""
-    print_table(("email", "name", "tier", "list", "status", "since"),
-                ((row.email, row.name, row.tier, row.list_slug, row.status, row.subscribed_at)
-                 for row in ready_app(ctx).subscribers.rows(list_slug)))
+    print_table(("email", "name", "tier", "list", "status", "since", "topics"),
+                ((row.email, row.name, row.tier, row.list_slug, row.status, row.subscribed_at,
+                  row.topics.replace(";", ", ") or "all")
+                 for row in ready_app(ctx).subscribers.rows(list_slug, status=status)))
 
 
 @subscribers_app.command("unsubscribe")
@@ -67,9 +75,11 @@ def unsubscribe(
 
 @subscribers_app.command("remove")
 def remove(ctx: typer.Context, email: EmailArgument) -> None:
-    """Erase a subscriber: their row, subscriptions and delivery history."""
+    """Erase a subscriber: their row, subscriptions and delivery history (a hash of the
+    address is kept so that an import does not add them again)."""
     ready_app(ctx).subscribers.remove(email)
-    out.print(f"Removed {email} and their history.")
+    out.print(f"Removed {email} and their history; only a hash of the address is kept, so "
+              "imports will not add them again (unless --resubscribe).", markup=False)
 
 
 @subscribers_app.command("import")
@@ -112,8 +122,13 @@ def show(ctx: typer.Context, email: EmailArgument) -> None:
     who = profile.subscriber
     out.print(f"{who.email}  name: {who.name or '-'}  tier: {who.tier}  "
               f"since: {who.created_at:%Y-%m-%d}")
+    out.print(f"  topics: {who.topics.replace(';', ', ') or 'all (every post)'}", markup=False)
+    if who.paused_until is not None:
+        out.print(f"  PAUSED: no digest until after {who.paused_until:%Y-%m-%d}")
     for slug, status, since in profile.subscriptions:
-        out.print(f"  list {slug}: {status} (since {since:%Y-%m-%d})")
+        out.print(f"  list {slug}: {status} (since {since:%Y-%m-%d})"
+                  + (": PENDING — signed up on the web, address not confirmed yet; no digest "
+                     "is sent until they confirm" if status == "pending" else ""))
     suppression = application.suppressions.is_suppressed(who.email)
     if suppression is not None:
         out.print(f"  SUPPRESSED since {suppression.created_at:%Y-%m-%d %H:%M} UTC: "

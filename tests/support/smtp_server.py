@@ -17,6 +17,7 @@ import email.policy
 import socket
 import ssl
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -171,3 +172,11 @@ class SmtpServer:
     @property
     def received(self) -> list[Received]:
         return self.handler.received
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
+        """What was received once ``count`` messages are in (or ``timeout`` seconds pass): for
+        mail the code under test sends in the background."""
+        deadline = time.monotonic() + timeout
+        while len(self.handler.received) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return list(self.handler.received)
