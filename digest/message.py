@@ -115,9 +115,12 @@ def _qp_value(value: str) -> bytes:
     """Encode a short per-subscriber value: C-speed paths for the common values."""
     if not value:
         return b""
-    if value.isascii() and value.isprintable() and "=" not in value and value[-1] != " ":
-        # Printable ASCII is its own quoted-printable encoding; only long lines need breaks.
+    if value.isascii() and value.isprintable() and value[-1] != " ":
+        # Printable ASCII is its own quoted-printable encoding but for "=" (a link's query,
+        # an <a href="…">); only long lines need breaks.
         data = value.encode("ascii")
+        if "=" in value:
+            return _qp_lines(data.replace(b"=", b"=3D"))
         if len(data) < QP_LINE:
             return data + SOFT_BREAK
         step = QP_LINE - 1
@@ -128,6 +131,20 @@ def _qp_value(value: str) -> bytes:
     if len(encoded) < QP_LINE and b"\n" not in encoded:
         return encoded + SOFT_BREAK
     return _qp_literal(value.replace("\n", " "))
+
+
+def _qp_lines(data: bytes) -> bytes:
+    """Encoded ASCII cut into soft-broken lines, never inside an "=XX" escape."""
+    step, pieces, start = QP_LINE - 1, [], 0
+    while start < len(data):
+        end = start + step
+        if end < len(data):
+            escape = data.rfind(b"=", end - 2, end)
+            if escape != -1:
+                end = escape
+        pieces.append(data[start:end] + SOFT_BREAK)
+        start = end
+    return b"".join(pieces)
 
 
 @dataclass(frozen=True)

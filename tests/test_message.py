@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import html
+import quopri
 import re
 from dataclasses import replace
 from email.header import decode_header, make_header
@@ -17,6 +18,8 @@ from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from digest.errors import ConfigError, InputError
 from digest.message import MessageBuilder, Recipient, one_line
@@ -490,3 +493,13 @@ def test_the_message_headers_match_their_golden_file():
 
     golden = (header_block(outgoing.raw) + b"\r\n\r\n" + part_head).decode("ascii")
     assert_golden("message_headers.txt", scrub(lf(golden)) + "\n")
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), min_size=1,
+               max_size=400).filter(lambda value: value[-1] != " "))
+def test_an_ascii_value_with_equals_signs_decodes_back_and_keeps_lines_short(value):
+    from digest.message import _qp_value
+
+    encoded = _qp_value(value + "=a=b=")
+    assert quopri.decodestring(encoded.replace(b"=\r\n", b"")) == (value + "=a=b=").encode()
+    assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
