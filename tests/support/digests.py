@@ -17,6 +17,7 @@ SITE = SiteView("Lanternport Ledger", "https://news.example.com", SIGNIN)
 ACCESS = AccessRules({"free": "teaser", "client": "full"}, frozenset({"Free"}), SIGNIN,
                      teaser_label="Clients only")
 UNSUBSCRIBE = "https://digest.example.com/unsubscribe/t0ken"
+PREFERENCES = "https://digest.example.com/preferences/t0ken"
 WEB_VERSION = "https://digest.example.com/editions/42"
 
 # A feed picture far wider than the column, with no alt text; a link the sanitiser emptied.
@@ -74,5 +75,6 @@ def sample_html(sample: Sample, renderer: Renderer | None = None) -> str:
     variant = renderer.render(key, edition.view, access.views(edition.posts, key),
                               web_version_url=WEB_VERSION)
     escaped, _raw = personal_values(name=sample.reader, email="ada@example.com",
-                                    unsubscribe_url=UNSUBSCRIBE, variant=variant)
+                                    unsubscribe_url=UNSUBSCRIBE, variant=variant,
+                                    preferences_url=PREFERENCES if sample.reader else "")
     return variant.html.fill(escaped)
