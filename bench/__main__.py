@@ -1,6 +1,6 @@
 """`python -m bench [NAME ...] [--quick]`: run the benchmarks and print their tables.
 
-NAME is any of personalise, smtp, e2e, scaleout, dkim (default: all). --quick runs small sizes, for
+NAME is any of personalise, smtp, e2e, scaleout, desk, dkim (default: all). --quick runs small sizes, for
 checking that the benchmarks work rather than for figures.
 """
 
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 
-from bench import dkim_sign, e2e, personalise, scaleout, smtp_throughput
+from bench import desk, dkim_sign, e2e, personalise, scaleout, smtp_throughput
 
 BENCHMARKS = {
     "personalise": personalise.main,
     "smtp": smtp_throughput.main,
     "e2e": e2e.main,
     "scaleout": scaleout.main,
+    "desk": desk.main,
     "dkim": dkim_sign.main,
 }
 QUICK = {
@@ -22,6 +23,7 @@ QUICK = {
     "smtp": ["--subscribers", "300", "--runs", "1"],
     "e2e": ["--sizes", "5000,20000", "--runs", "1"],
     "scaleout": ["--deliveries", "1000", "--runs", "1"],
+    "desk": ["--posts", "5", "--runs", "1"],
     "dkim": ["--messages", "100", "--runs", "1"],
 }
 

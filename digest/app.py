@@ -163,7 +163,8 @@ class App:
         collect = self.config.collect
         return [FeedSource(source.name, self.config.source_location(source), client=client,
                            timeout=source.timeout_seconds or collect.timeout_seconds,
-                           max_bytes=source.max_bytes or collect.max_bytes)
+                           max_bytes=source.max_bytes or collect.max_bytes,
+                           allow_private_redirects=collect.allow_private_redirects)
                 for source in self.config.sources]
 
     def http_client(self) -> httpx.Client:

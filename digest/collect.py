@@ -35,6 +35,7 @@ class SourceReport:
     not_modified: bool = False
     error: str = ""
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -55,15 +56,19 @@ def collect_one(engine: Engine, source: Source) -> SourceReport:
     try:
         result = source.fetch(validators)
     except SourceError as exc:
-        report.error = str(exc)
+        # `digest status` shows this: with the hint, the admin also reads what to do.
+        report.error = f"{exc} ({exc.hint})" if exc.hint else str(exc)
         _record_failure(engine, source, report.error, started)
         log.warning("collect source=%s status=error error=%s", source.name, report.error)
         return report
 
     report.not_modified = result.not_modified
     report.problems = result.problems
+    report.warnings = result.warnings
     if not result.not_modified:
         store_entries(engine, source.name, result.entries, report)
+    # "warning": the feed is not what it claims (its reason is the error column).
+    status = "not-modified" if result.not_modified else "warning" if result.warnings else "ok"
     with session_scope(engine) as session:
         state = session.get(SourceState, source.name) or SourceState(name=source.name)
         state.url = getattr(source, "location", state.url)
@@ -73,15 +78,19 @@ def collect_one(engine: Engine, source: Source) -> SourceReport:
                                        "last_modified")
         state.last_fetched_at = started
         state.last_success_at = started
-        state.last_status = "not-modified" if result.not_modified else "ok"
-        state.last_error = "; ".join(result.problems)[:2000]
+        if not (result.not_modified and state.last_status == "warning"):
+            # (an unchanged feed is as suspect as it was: a 304 keeps the warning)
+            state.last_status = status
+            state.last_error = "; ".join(result.warnings + result.problems)[:2000]
         state.failures_in_row = 0
         if not result.not_modified:
             state.entries_last_fetch = len(result.entries)
         session.add(state)
     log.info("collect source=%s status=%s new=%d updated=%d unchanged=%d problems=%d",
-             source.name, "not-modified" if result.not_modified else "ok",
+             source.name, status,
              report.new, report.updated, report.unchanged, len(report.problems))
+    for warning in result.warnings:
+        log.warning("collect source=%s warning=%s", source.name, warning)
     return report
 
 

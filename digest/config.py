@@ -34,9 +34,12 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "DIGEST_DATABASE_URL": ("database", "url"),
     "DIGEST_SECRET_KEY": ("web", "secret_key"),
     "DIGEST_DKIM_PRIVATE_KEY": ("dkim", "private_key"),
+    "DIGEST_EDITOR_PASSWORD": ("web", "editor_password"),
     **{var: (provider.name, key) for provider in PROVIDERS.values()
        for var, key in provider.env.items()},
 }
+# A scrypt password hash as Werkzeug writes it: scrypt:N:r:p$salt$hex digest.
+SCRYPT_HASH = re.compile(r"^scrypt:(\d+):(\d+):(\d+)\$([^$]+)\$([0-9a-f]+)$")
 # [delivery] transport: one of the registry's names.
 TransportName = Literal[tuple(PROVIDERS)]  # type: ignore[valid-type]
 
@@ -76,6 +79,9 @@ class CollectConfig(Section):
     timeout_seconds: float = Field(default=20.0, gt=0)
     max_bytes: int = Field(default=10_000_000, gt=0)
     user_agent: str = "newsroom-digest/0.1 (+https://github.com/)"
+    # A feed's redirect to another host's loopback/private/unique-local address is refused
+    # unless this is true; link-local (cloud metadata) is refused either way.
+    allow_private_redirects: bool = False
 
 
 class AccessConfig(Section):
@@ -130,11 +136,24 @@ class WebConfig(Section):
             raise ValueError(f"{bad[0]!r} is not an origin; write scheme and host only, "
                              "e.g. \"https://news.example.com\"")
         return [v.rstrip("/") for v in value]
+    # The editors' desk (/editor/): off (404) unless a password or its hash is set.
+    editor_password: SecretStr = SecretStr("")
+    editor_password_hash: SecretStr = SecretStr("")   # argon2 ($argon2id$…) or scrypt:N:r:p$…
+    editor_email: OneLine = ""               # where the desk sends test digests by default
 
     @field_validator("base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("editor_password_hash")
+    @classmethod
+    def _known_hash(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if text and not (text.startswith("$argon2") or SCRYPT_HASH.match(text)):
+            raise ValueError("not an argon2 hash ($argon2id$…) nor a scrypt one "
+                             "(scrypt:N:r:p$salt$hex); `digest editor-hash` makes one")
+        return value
 
 
 class BouncesConfig(Section):

@@ -69,8 +69,10 @@ def plan_edition(engine: Engine, mailing_list: MailingList, issue_date: date, *,
     chosen, subject, left_out = [p.id for p in draft.posts], draft.subject, draft.left_out
     try:
         with session_scope(engine) as session:
+            # A list with approval on holds the edition until an editor approves it.
+            status = EditionStatus.AWAITING if mailing_list.approval else EditionStatus.PLANNED
             edition = Edition(list_id=mailing_list.id, issue_date=issue_date, subject=subject,
-                              cutoff=now, status=EditionStatus.PLANNED)
+                              cutoff=now, status=status)
             session.add(edition)
             session.flush()
             session.add_all(EditionPost(edition_id=edition.id, post_id=post_id, position=i)
@@ -132,9 +134,11 @@ def find_edition(session: Session, list_id: int, issue_date: date) -> Edition | 
 def previous_cutoff(session: Session, list_id: int, issue_date: date) -> datetime | None:
     """Where the last edition of another date stopped. The same date's edition does not
     count: planned meanwhile by another process, it would make this one look empty instead
-    of finding it through the unique key."""
+    of finding it through the unique key. A cancelled edition does not count either: its
+    posts go to the next one."""
     return session.scalar(select(func.max(Edition.cutoff)).where(
-        Edition.list_id == list_id, Edition.issue_date != issue_date))
+        Edition.list_id == list_id, Edition.issue_date != issue_date,
+        Edition.status != EditionStatus.CANCELLED))
 
 
 def _post_count(session: Session, edition: Edition) -> int:
@@ -148,12 +152,13 @@ def edition_posts(session: Session, edition_id: int) -> list[Post]:
         .where(EditionPost.edition_id == edition_id).order_by(EditionPost.position)))
 
 
-def enqueue(engine: Engine, edition: Edition) -> int:
+def enqueue(engine: Engine, edition: Edition, *, not_before: datetime | None = None) -> int:
     """Create one pending delivery per active, unsuppressed subscriber; return how many.
 
     Runs once per edition: after it, people who join the list wait for the next edition. On a
     list with per-subscriber time, each delivery waits (``not_before``) until the list's send
     time on the issue date in the subscriber's own time zone: one INSERT … SELECT per zone.
+    Otherwise ``not_before`` (an approved edition's send time) holds every delivery.
     """
     with session_scope(engine) as session:
         current = session.get(Edition, edition.id, with_for_update=True)
@@ -178,7 +183,8 @@ def enqueue(engine: Engine, edition: Edition) -> int:
                     dialect, edition, recipients()
                     .where(Subscriber.time_zone == zone), not_before=at))
         else:
-            session.execute(_insert_deliveries(dialect, edition, recipients()))
+            session.execute(_insert_deliveries(dialect, edition, recipients(),
+                                               not_before=not_before))
         skip_unmatched_topics(session, edition.id)
         # rowcount of INSERT … SELECT is not reported by every driver; count the rows instead.
         count = session.scalar(select(func.count()).select_from(Delivery)

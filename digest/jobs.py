@@ -16,14 +16,15 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from digest.app import App
+from digest.approval import approve, get_edition, send_time_of
 from digest.collect import SourceReport, collect
 from digest.deliver import DeliveryStats, ProgressListener
 from digest.editions import (delivery_counts, draft_edition, enqueue, finish_if_done,
                              plan_edition)
-from digest.models import Delivery, DeliveryStatus, Edition
+from digest.models import Delivery, DeliveryStatus, Edition, EditionStatus
 from digest.timeutil import utcnow
 from digest.variants import EditionContent
-from subscribers.models import Subscriber
+from subscribers.models import MailingList, Subscriber
 from subscribers.service import active_recipients, expire_pending
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class SendReport:
     dry_run: bool = False
     variants: list[VariantPlan] = field(default_factory=list)
     titles: list[str] = field(default_factory=list)
+    held: str = ""                        # "awaiting" or "cancelled": the edition stopped here
+    send_at: datetime | None = None       # an approved edition's deliveries wait until then
 
     @property
     def pending(self) -> int:
@@ -87,7 +90,16 @@ def send_edition(app: App, list_slug: str, issue_date: date, *,
     edition = plan.edition
     report.edition_id, report.created = edition.id, plan.created
     report.post_count, report.left_out = plan.post_count, plan.left_out
-    report.enqueued = enqueue(app.engine, edition)
+    if edition.status in (EditionStatus.AWAITING, EditionStatus.CANCELLED):
+        report.held = edition.status
+        log.info("send list=%s date=%s edition=%d status=%s", list_slug, issue_date,
+                 edition.id, edition.status)
+        return report
+    if edition.status == EditionStatus.APPROVED:
+        # Approved before its time: the deliveries wait for the list's send time.
+        due = send_time_of(mailing_list, issue_date)
+        report.send_at = due if due is not None and due > (now or utcnow()) else None
+    report.enqueued = enqueue(app.engine, edition, not_before=report.send_at)
     report.stats = app.deliverer(progress=progress).run(edition_ids=[edition.id], stop=stop)
     finish_if_done(app.engine, edition.id)
     with Session(app.engine) as session:
@@ -100,6 +112,25 @@ def send_edition(app: App, list_slug: str, issue_date: date, *,
              "done" if not report.pending else "waiting", report.stats.sent,
              report.stats.failed, report.stats.retried)
     return report
+
+
+def approve_and_send(app: App, edition_id: int, *,
+                     progress: ProgressListener | None = None,
+                     now: datetime | None = None,
+                     stop: threading.Event | None = None) -> SendReport:
+    """Approve an edition, then send it: at once if its send time has passed, else its
+    deliveries wait for that time (the scheduler's tick or `digest worker` sends them)."""
+    edition = approve(app.engine, edition_id, now=now)
+    with Session(app.engine) as session:
+        slug = session.get(MailingList, edition.list_id).slug   # type: ignore[union-attr]
+    return send_edition(app, slug, edition.issue_date, progress=progress, now=now, stop=stop)
+
+
+def edition_label(app: App, edition_id: int) -> tuple[Edition, str]:
+    """The edition and the slug of its list, for messages (raises NotFoundError)."""
+    with Session(app.engine) as session:
+        edition = get_edition(session, edition_id)
+        return edition, session.get(MailingList, edition.list_id).slug  # type: ignore[union-attr]
 
 
 def work(app: App, *, list_slug: str | None = None, concurrency: int | None = None,
@@ -154,6 +185,8 @@ def dry_run(app: App, list_slug: str, issue_date: date, *, now: datetime | None 
                                      .scalar_subquery()))
             .group_by(Subscriber.tier, Subscriber.topics)).all()})
     report.post_count, report.left_out = len(draft.posts), draft.left_out
+    if mailing_list.approval:
+        report.held = EditionStatus.AWAITING       # planned, it would wait for an editor
     report.titles = [p.title for p in draft.posts]
     messages = app.edition_messages()
     messages.add_content(EditionContent.of_draft(draft, mailing_list, issue_date))

@@ -56,6 +56,9 @@ class SourceState(SQLModel, table=True):
 
 class EditionStatus(StrEnum):
     PLANNED = "planned"      # posts chosen; deliveries not yet enqueued
+    AWAITING = "awaiting"    # planned for a list with approval on: nothing goes until approved
+    APPROVED = "approved"    # an editor approved it; it goes at its send time (or at once)
+    CANCELLED = "cancelled"  # never sent; its posts go to the list's next edition
     SENDING = "sending"      # deliveries enqueued; some not final yet
     DONE = "done"            # every delivery is sent, failed or uncertain
 
@@ -76,6 +79,8 @@ class Edition(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     enqueued_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class EditionPost(SQLModel, table=True):
@@ -130,6 +135,7 @@ class AppSetting(SQLModel, table=True):
 class RunStatus(StrEnum):
     RUNNING = "running"            # a scheduler holds the run; its heartbeat says it is alive
     DONE = "done"                  # the edition was sent (some deliveries may wait to retry)
+    WAITING = "waiting"            # the edition waits for an editor's approval
     EMPTY = "empty"                # no new posts, so no edition
     FAILED = "failed"              # an error stopped it; alerted, resumed by `digest send`
     INTERRUPTED = "interrupted"    # stopped mid-send; the next scheduler takes it over

@@ -345,21 +345,61 @@ def post_view(post: Any, *, mode: str, call: Call = Call()) -> PostView:
 
 
 def first_paragraph(body_html: str) -> str:
-    """The first paragraph with text in it, as HTML; a word-limited excerpt if there is none."""
+    """The teaser's text: the story's first block with text in it.
+
+    A ``<p>`` that holds all of it is kept as HTML; anything else (loose text, a div, a heading
+    before the first paragraph) becomes a word-limited excerpt of that block alone. Either way
+    the teaser is a prefix of the story's text and holds nothing of a later block: a teaser
+    that skipped text before the first ``<p>``, or ran on past it, would leak the paywall.
+    """
     if not body_html.strip():
         return ""
     try:
         root = lxml.html.fragment_fromstring(body_html, create_parent="div")
     except (lxml.etree.ParserError, ValueError):
         return ""
-    for paragraph in root.iter("p"):
-        if paragraph.text_content().strip():
-            return lxml.html.tostring(paragraph, encoding="unicode", with_tail=False).strip()
-    words = root.text_content().split()
+    pieces, paragraph = _first_block(root)
+    if paragraph is not None and paragraph.tag == "p":
+        return lxml.html.tostring(paragraph, encoding="unicode", with_tail=False).strip()
+    words = "".join(pieces).split()
     if not words:
         return ""
     excerpt = " ".join(words[:TEASER_WORDS]) + (" …" if len(words) > TEASER_WORDS else "")
     return f"<p>{html.escape(excerpt)}</p>"
+
+
+# Elements that start a new block of text; inline ones (a, b, span, br, img) do not.
+BLOCK_TAGS = frozenset({
+    "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "ul", "ol", "li", "dl",
+    "dt", "dd", "table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption", "figure",
+    "figcaption", "section", "article", "aside", "header", "footer", "nav", "main", "address",
+    "details", "summary", "hr"})
+
+
+def _first_block(root: Any) -> tuple[list[str], Any]:
+    """The text, in document order, up to the end of the first block that has any; and that
+    block's element when the text lies in it alone (else None)."""
+    pieces: list[str] = []
+    holder = None        # the innermost block opened before any text
+    for event, element in lxml.etree.iterwalk(root, events=("start", "end")):
+        if element is root:
+            if event == "start":
+                pieces.append(root.text or "")
+            continue
+        is_block = isinstance(element.tag, str) and element.tag in BLOCK_TAGS
+        has_text = bool("".join(pieces).strip())
+        if event == "start":
+            if is_block and has_text:
+                return pieces, None
+            if is_block:
+                holder = element
+            if isinstance(element.tag, str):     # a comment's text is no story text
+                pieces.append(element.text or "")
+        else:
+            if is_block and has_text:
+                return pieces, element if element is holder else None
+            pieces.append(element.tail or "")
+    return pieces, None
 
 
 _TEXT_CONFIG = ParserConfig(display_links=True)

@@ -32,8 +32,9 @@ from digest.alerts import Alerts
 from digest.app import App
 from digest.db import session_scope
 from digest.deliver import DeliveryStats
-from digest.jobs import collect_all, send_edition, work
-from digest.models import RunStatus, ScheduleRun, SourceState
+from digest.approval import approved_not_enqueued
+from digest.jobs import approve_and_send, collect_all, send_edition, work
+from digest.models import EditionStatus, RunStatus, ScheduleRun, SourceState
 from digest.schedule import ListSchedule, Slot, parse_zones
 from digest.timeutil import utcnow
 from subscribers.models import MailingList
@@ -41,7 +42,8 @@ from subscribers.models import MailingList
 log = logging.getLogger(__name__)
 
 # Runs a scheduler leaves alone. A failed run is not retried on every tick: it was alerted.
-ENDED = frozenset({RunStatus.DONE, RunStatus.EMPTY, RunStatus.FAILED})
+# A run that left its edition waiting for approval has ended too: approving sends it.
+ENDED = frozenset({RunStatus.DONE, RunStatus.EMPTY, RunStatus.FAILED, RunStatus.WAITING})
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,11 @@ class MorningRunner:
             if report.edition_id is None:
                 status, detail = RunStatus.EMPTY, report.reason
                 self._alert_empty(schedule, label, report.reason)
+            elif report.held == EditionStatus.AWAITING:
+                status = RunStatus.WAITING
+                detail = f"edition #{report.edition_id} is waiting for approval"
+            elif report.held == EditionStatus.CANCELLED:
+                status, detail = RunStatus.DONE, f"edition #{report.edition_id} was cancelled"
             elif self.stop.is_set() and report.pending:
                 status = RunStatus.INTERRUPTED
                 detail = f"stopped with {report.pending} deliveries left; resumed on restart"
@@ -281,7 +288,15 @@ class MorningRunner:
     # -- retries and later deliveries ------------------------------------------------------
 
     def drain(self) -> DeliveryStats:
-        """Send what has come due: retries, and per-subscriber-time deliveries."""
+        """Send what has come due: retries, per-subscriber-time deliveries, and approved
+        editions whose approver stopped before enqueueing them."""
+        for edition_id in approved_not_enqueued(self.app.engine):
+            if self.stop.is_set():
+                break
+            try:
+                approve_and_send(self.app, edition_id, stop=self.stop)
+            except Exception:  # one broken edition must not stop the tick for the others
+                log.exception("schedule edition=%d status=failed", edition_id)
         return work(self.app, stop=self.stop)
 
 

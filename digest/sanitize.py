@@ -61,8 +61,9 @@ def clean_html(fragment: str, base_url: str = "") -> str:
 
     def rewrite(tag: str, attribute: str, value: str) -> str | None:
         if attribute in URL_ATTRIBUTES:
-            if value.startswith("#"):
-                return None
+            if value.startswith("#") and not base_url:
+                return None     # an anchor in a page the digest does not carry
+
             return safe_url(value, base_url) or None
         return value
 

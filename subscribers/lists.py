@@ -14,7 +14,7 @@ from sqlmodel import Session
 from digest.db import session_scope
 from digest.errors import InputError, NotFoundError
 from digest.schedule import describe_days, parse_days, parse_time, parse_zone
-from subscribers.models import ACTIVE, UNSUBSCRIBED, MailingList, Subscription
+from subscribers.models import ACTIVE, UNSUBSCRIBED, MailingList, Subscriber, Subscription
 from subscribers.validation import check_slug, clean_name
 
 
@@ -47,7 +47,8 @@ class MailingLists:
     def update(self, slug: str, *, name: str | None = None, send_time: str | None = None,
                time_zone: str | None = None, days: str | None = None,
                lead_minutes: int | None = None, per_subscriber_time: bool | None = None,
-               alert_on_empty: bool | None = None) -> MailingList:
+               alert_on_empty: bool | None = None, approval: bool | None = None
+               ) -> MailingList:
         """Change a list's name or schedule; None leaves a value alone, send_time ""
         unschedules the list."""
         changes: dict[str, object] = {}
@@ -68,6 +69,8 @@ class MailingLists:
             changes["per_subscriber_time"] = per_subscriber_time
         if alert_on_empty is not None:
             changes["alert_on_empty"] = alert_on_empty
+        if approval is not None:
+            changes["approval"] = approval
         with session_scope(self.engine) as session:
             mailing_list = self.get(slug, session)
             for key, value in changes.items():
@@ -100,6 +103,20 @@ class MailingLists:
                 .order_by(MailingList.slug)
             ).all()
             return [(row[0], row[1], row[2]) for row in rows]
+
+
+def tiers_by_list(engine: Engine) -> dict[int, dict[str, int]]:
+    """Active subscribers of each list, counted per tier."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(Subscription.list_id, Subscriber.tier, func.count())
+            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+            .where(Subscription.status == ACTIVE)
+            .group_by(Subscription.list_id, Subscriber.tier)).all()
+    counts: dict[int, dict[str, int]] = {}
+    for list_id, tier, count in rows:
+        counts.setdefault(list_id, {})[tier] = count
+    return counts
 
 
 def _canonical_time(text: str) -> str:

@@ -29,6 +29,9 @@ class MailingList(SQLModel, table=True):
     per_subscriber_time: bool = False
     # Email the admins when a scheduled run finds no new posts.
     alert_on_empty: bool = False
+    # Editions wait for an editor's approval (`digest editions approve`, the desk) before
+    # anything is sent.
+    approval: bool = False
 
 
 class Subscriber(SQLModel, table=True):

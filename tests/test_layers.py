@@ -27,10 +27,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("edges", ("digest.transports", "digest.sources")),
     ("content", ("digest.deliver", "digest.render", "digest.message", "digest.editions",
                  "digest.collect", "digest.variants", "digest.history",
+                 "digest.approval", "digest.archive", "digest.checks",
                  "digest.alerts", "digest.dkim", "digest.reader_mail",
                  "digest.topic_filter")),
     ("jobs", ("digest.app", "digest.jobs", "digest.runs", "digest.status", "digest.scheduler",
-              "digest.preview", "digest.metrics")),
+              "digest.preview", "digest.metrics", "digest.desk")),
     ("face", ("digest.cli", "digest.web", "digest.progress", "digest.__main__")),
 ]
 

@@ -1,10 +1,13 @@
 """The Mailgun transport against a fake messages API on loopback that checks the documented
 request and rebuilds each recipient's message from it.
 
-What a user relies on: every subscriber gets exactly the message we built, although Mailgun
-receives each variant's content once and fills in ``%recipient.…%`` per recipient; a batch
-goes out in as few requests as the API allows (one per variant, ≤1000 recipients, no address
-twice: recipient variables are keyed by address); a refused request fails its recipients (Mailgun
+What a user relies on: every subscriber gets exactly the message we built. A message whose
+headers differ per reader (a digest: its List-Unsubscribe is the reader's own) goes as its own
+MIME message (``messages.mime``), since Mailgun documents no substitution in headers (issue 10,
+item 12). Messages with the same headers for all go in batches: Mailgun receives each
+variant's content once and fills in ``%recipient.…%`` per recipient in the bodies, in as few
+requests as the API allows (one per variant, ≤1000 recipients, no address twice: recipient
+variables are keyed by address); a refused request fails its recipients (Mailgun
 does not say which); rate limits, server errors and timeouts become the right retry; and the
 API key never appears in an error, a log or a repr.
 """
@@ -12,6 +15,9 @@ API key never appears in an error, a log or a repr.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import email
+import email.policy
 import json
 import logging
 from collections.abc import Iterator
@@ -48,6 +54,12 @@ def a_transport(fake: FakeMailgun, client: httpx.Client, *, key: str = KEY) -> M
     return MailgunTransport(api_key=key, domain=DOMAIN, client=client, base_url=fake.url)
 
 
+def shared_headers(messages: list) -> list:
+    """The messages without a List-Unsubscribe: headers the same for every reader (batched)."""
+    return [dataclasses.replace(m, headers={k: v for k, v in m.headers.items()
+                                             if k != "List-Unsubscribe"}) for m in messages]
+
+
 def by_address(fake: FakeMailgun) -> dict:
     delivered = fake.delivered()
     assert len({d.address for d in delivered}) == len(delivered), "an address got two messages"
@@ -64,12 +76,13 @@ def test_every_recipient_rebuilt_from_the_requests_reads_exactly_the_message_we_
     results = a_transport(fake, client).send(messages)
 
     assert {r.outcome for r in results} == {Outcome.SENT}
-    assert len(fake.accepted) == 2                       # one request per variant
+    assert len(fake.accepted) == len(messages)           # each reader's own MIME message
     delivered = by_address(fake)
     for message in messages:
         got = delivered[message.to_address]
-        assert got.html == message.html
-        assert got.text == message.text
+        built = email.message_from_bytes(message.raw, policy=email.policy.default)
+        assert got.html == built.get_body(("html",)).get_content()
+        assert got.text == built.get_body(("plain",)).get_content()
         assert got.subject == message.subject
         assert got.name == message.to_name
         assert got.headers["List-Unsubscribe"] == message.headers["List-Unsubscribe"]
@@ -77,14 +90,36 @@ def test_every_recipient_rebuilt_from_the_requests_reads_exactly_the_message_we_
         assert got.headers["List-Id"] == message.headers["List-Id"]
         assert got.headers["Reply-To"] == message.headers["Reply-To"]
         assert got.variables == {"delivery-id": str(message.delivery_id)}
-        assert got.sender == message.from_header
     obrien = delivered["reader2@example.org"]
     assert "morning O&#x27;Brien," in obrien.html and "morning O'Brien," in obrien.text
     assert "s1g?a=1&amp;b=&#x27;q&#x27;" in obrien.html and "s1g?a=1&b='q'" in obrien.text
 
 
-def test_the_request_is_the_documented_batch_send(fake, client, factory):
-    messages = some_messages(factory, 3)
+def test_a_message_with_its_own_list_unsubscribe_is_the_documented_mime_send(fake, client,
+                                                                            factory):
+    # Mailgun documents recipient variables in the content, never in h: headers: a reader's
+    # own List-Unsubscribe goes inside a MIME message of that reader's own.
+    messages = some_messages(factory, 2)
+    a_transport(fake, client).send(messages)
+
+    assert len(fake.requests) == 2
+    for request, accepted, message in zip(fake.requests, fake.accepted, messages):
+        assert request.method == "POST" and request.path == f"/v3/{DOMAIN}/messages.mime"
+        assert request.header("authorization") == \
+            "Basic " + base64.b64encode(f"api:{KEY}".encode()).decode()
+        assert request.header("content-type").startswith("multipart/form-data")
+        assert b'name="message"; filename=' in request.body
+        assert accepted.all("to") == [message.to_address]
+        assert accepted.all("o:tag") == [message.tag]
+        assert accepted.get("v:delivery-id") == str(message.delivery_id)
+        assert "%recipient." not in request.body.decode("utf-8", "replace")
+        assert accepted.mime["List-Unsubscribe"] == message.headers["List-Unsubscribe"]
+        assert accepted.mime["Message-ID"] == message.message_id
+
+
+def test_messages_with_the_same_headers_for_all_are_the_documented_batch_send(fake, client,
+                                                                            factory):
+    messages = shared_headers(some_messages(factory, 3))
     a_transport(fake, client).send(messages)
 
     request = fake.requests[0]
@@ -97,14 +132,18 @@ def test_the_request_is_the_documented_batch_send(fake, client, factory):
     variables = json.loads(accepted.get("recipient-variables"))
     assert list(variables) == [m.to_address for m in messages]
     assert variables["reader1@example.org"]["h_first_name"] == "Reader"
-    assert accepted.get("h:List-Unsubscribe") == "%recipient.unsubscribe%"
-    assert accepted.get("v:delivery-id") == "%recipient.delivery_id%"
+    assert not [k for k, v in accepted.fields
+                if k.startswith(("h:", "v:")) and "%recipient." in v]   # bodies only
     assert accepted.all("o:tag") == [messages[0].tag]
     html, text = accepted.get("html"), accepted.get("text")
     assert "%recipient.h_" in html and "%recipient.t_" not in html
     assert "%recipient.t_" in text and "%recipient.h_" not in text
     for message in messages:                              # nothing personal in the content
         assert message.to_address not in html + text
+    delivered = by_address(fake)
+    for message in messages:
+        assert delivered[message.to_address].html == message.html
+        assert delivered[message.to_address].text == message.text
 
 
 def test_eu_domains_go_to_the_eu_api(tmp_path, sqlite_url):
@@ -119,8 +158,8 @@ def test_eu_domains_go_to_the_eu_api(tmp_path, sqlite_url):
 
 
 def test_a_batch_is_grouped_by_variant_and_split_at_1000_recipients(fake, client, factory):
-    messages = some_messages(factory, 1001) + some_messages(factory, 3, tier="client",
-                                                            first=2001)
+    messages = shared_headers(some_messages(factory, 1001) + some_messages(
+        factory, 3, tier="client", first=2001))
     results = a_transport(fake, client).send(messages)
 
     assert len(results) == 1004 and {r.outcome for r in results} == {Outcome.SENT}
@@ -136,7 +175,8 @@ def test_a_batch_is_grouped_by_variant_and_split_at_1000_recipients(fake, client
 def test_an_address_twice_in_a_batch_goes_in_separate_requests(fake, client, factory):
     first = a_message(factory, 1, email="twice@example.org", name="First Subscription")
     second = a_message(factory, 2, email="Twice@Example.org", name="Second Subscription")
-    results = a_transport(fake, client).send([first, second, a_message(factory, 3)])
+    results = a_transport(fake, client).send(shared_headers([first, second,
+                                                             a_message(factory, 3)]))
 
     assert {r.outcome for r in results} == {Outcome.SENT}
     assert sorted(len(a.all("to")) for a in fake.accepted) == [1, 2]
@@ -159,7 +199,6 @@ def test_a_story_that_contains_mailguns_variable_syntax_is_sent_one_by_one_as_wr
     delivered = by_address(fake)
     for message in messages:
         assert "%recipient.first%" in delivered[message.to_address].html
-        assert delivered[message.to_address].html == message.html
         assert delivered[message.to_address].headers["List-Unsubscribe"] == \
             message.headers["List-Unsubscribe"]
 
@@ -167,12 +206,18 @@ def test_a_story_that_contains_mailguns_variable_syntax_is_sent_one_by_one_as_wr
 # -- refusals ------------------------------------------------------------------------------
 
 
-def test_a_refused_request_fails_all_its_recipients(fake, client, factory):
+def test_a_refused_batch_fails_all_its_recipients(fake, client, factory):
     fake.refuse = {"reader2@example.org"}
-    results = a_transport(fake, client).send(some_messages(factory, 3))
+    results = a_transport(fake, client).send(shared_headers(some_messages(factory, 3)))
     assert {r.outcome for r in results} == {Outcome.FAILED}
     assert all("not a valid address" in r.error and not r.hard_bounce for r in results)
     assert fake.accepted == []
+
+
+def test_a_refused_mime_message_fails_only_its_reader(fake, client, factory):
+    fake.refuse = {"reader2@example.org"}
+    results = a_transport(fake, client).send(some_messages(factory, 3))
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.FAILED, Outcome.SENT]
 
 
 def test_a_rate_limit_raises_a_retry_after_retry_after(fake, client, factory):
@@ -193,8 +238,8 @@ def test_a_server_error_raises_a_retry(fake, client, factory, status):
 def test_trouble_after_a_request_was_accepted_becomes_results_not_an_exception(
         fake, client, factory):
     fake.script(passes(), answer(503, b"busy", {"Retry-After": "11"}))
-    free, paying = some_messages(factory, 2), some_messages(factory, 2, tier="client",
-                                                            first=10)
+    free, paying = (shared_headers(some_messages(factory, 2)),
+                    shared_headers(some_messages(factory, 2, tier="client", first=10)))
     results = {r.delivery_id: r for r in a_transport(fake, client).send(free + paying)}
     assert {results[m.delivery_id].outcome for m in free} == {Outcome.SENT}
     assert {(results[m.delivery_id].outcome, results[m.delivery_id].retry_after)
@@ -204,7 +249,7 @@ def test_trouble_after_a_request_was_accepted_becomes_results_not_an_exception(
 def test_no_answer_in_time_may_have_been_sent(fake, factory):
     fake.script(hang(3))
     with httpx.Client(timeout=0.3) as slow, pytest.raises(TransportError) as caught:
-        a_transport(fake, slow).send(some_messages(factory, 2))
+        a_transport(fake, slow).send(shared_headers(some_messages(factory, 2)))  # one request
     assert caught.value.retry and caught.value.maybe_sent
 
 

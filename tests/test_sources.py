@@ -100,7 +100,8 @@ def test_after_a_redirect_relative_links_resolve_against_the_final_url(http_serv
     http_server.route("GET", "/old-feed", lambda request: Response(
         301, headers={"Location": "/v2/feed.xml"}))
     http_server.serve_bytes("/v2/feed.xml", rss_document(
-        "<item><title>R</title><guid isPermaLink=\"false\">r</guid><link>story</link></item>"))
+        "<item><title>R</title><guid isPermaLink=\"false\">r</guid><link>story</link></item>",
+        channel_link=""))     # with a channel link, that would be the base (issue 10, item 8)
 
     [entry] = a_feed_source(http_server.url + "/old-feed", client=client).fetch(
         NOTHING_YET).entries

@@ -35,8 +35,8 @@ def print_collect(reports: list) -> None:
         else:
             out.print(f"{report.name}: {report.new} new, {report.updated} updated, "
                       f"{report.unchanged} unchanged")
-        for problem in report.problems:
-            err.print(f"  {report.name}: warning: {problem}")
+        for problem in [*report.warnings, *report.problems]:
+            err.print(f"  {report.name}: warning: {problem}", markup=False)
 
 
 def preview(

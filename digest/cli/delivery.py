@@ -61,6 +61,16 @@ def print_send(application: App, report) -> None:  # noqa: ANN001 - jobs.SendRep
     if report.edition_id is None:
         out.print(f"No edition for {label}: {report.reason}. Nothing sent.")
         return
+    if report.held == "awaiting":
+        out.print(f"Edition #{report.edition_id} for {label} is waiting for approval",
+                  markup=False)
+        out.print(f"Nothing sent: `digest editions approve {report.edition_id}` sends it.",
+                  markup=False)
+        return
+    if report.held == "cancelled":
+        out.print(f"Edition #{report.edition_id} for {label} was cancelled. Nothing sent; "
+                  "its posts go to the next edition.", markup=False)
+        return
     verb = "Planned" if report.created else "Resumed"
     posts = f"{report.post_count} post{'s' if report.post_count != 1 else ''}"
     extra = f" ({report.left_out} older left out: [editions] max_posts)" if report.left_out else ""
@@ -72,7 +82,11 @@ def print_send(application: App, report) -> None:  # noqa: ANN001 - jobs.SendRep
               + (f", {stats.uncertain} uncertain" if stats.uncertain else "") + ".")
     totals = ", ".join(f"{count} {status}" for status, count in sorted(report.counts.items()))
     out.print(f"Edition totals: {totals or 'no deliveries (no active subscribers)'}.")
-    if report.pending and report.next_retry:
+    if report.send_at is not None:
+        out.print(f"{report.pending} deliveries wait for the send time, "
+                  f"{report.send_at:%Y-%m-%d %H:%M} UTC: the scheduler (or `digest worker`) "
+                  "sends them then.", markup=False)
+    elif report.pending and report.next_retry:
         out.print(f"{report.pending} waiting to retry, the first at "
                   f"{report.next_retry:%Y-%m-%d %H:%M} UTC: run `digest send` again then.")
     if application.config.delivery.transport == "file" and stats.sent:
@@ -92,6 +106,9 @@ def print_dry_run(report) -> None:  # noqa: ANN001 - jobs.SendReport
                 ((variant.key, str(variant.recipients), str(variant.full), str(variant.teasers),
                   f"{variant.html_bytes:,}") for variant in report.variants))
     out.print(f"{report.enqueued} messages would be sent. Nothing was written.")
+    if report.held:
+        out.print("The list has approval on: the edition would wait for approval, and nothing "
+                  "would be sent before `digest editions approve`.", markup=False)
 
 
 def worker(

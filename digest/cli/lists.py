@@ -26,6 +26,9 @@ LocalTimeOption = Annotated[Optional[bool], typer.Option(
 AlertOption = Annotated[Optional[bool], typer.Option(
     "--alert-on-empty/--no-alert-on-empty",
     help="Mail the admins when a scheduled run finds no new posts.")]
+ApprovalOption = Annotated[Optional[bool], typer.Option(
+    "--approval/--no-approval",
+    help="Hold each edition until an editor approves it (`digest editions approve`, the desk).")]
 
 
 @lists_app.command("create")
@@ -38,15 +41,16 @@ def create_list(
                                                               "exists.")] = False,
     send_time: TimeOption = None, time_zone: ZoneOption = None, days: DaysOption = None,
     lead: LeadOption = None, per_subscriber_time: LocalTimeOption = None,
-    alert_on_empty: AlertOption = None,
+    alert_on_empty: AlertOption = None, approval: ApprovalOption = None,
 ) -> None:
     """Create a mailing list, optionally with its schedule."""
     mailing_list, created = ready_app(ctx).lists.create(
         slug, name, exist_ok=exist_ok, send_time=send_time, time_zone=time_zone, days=days,
         lead_minutes=lead, per_subscriber_time=per_subscriber_time,
-        alert_on_empty=alert_on_empty)
+        alert_on_empty=alert_on_empty, approval=approval)
     out.print(f"{'Created' if created else 'Kept the existing'} list {mailing_list.slug} "
-              f"({mailing_list.name}); {describe_schedule(mailing_list)}.")
+              f"({mailing_list.name}); {describe_schedule(mailing_list)}"
+              f"{_approval(mailing_list)}.")
 
 
 @lists_app.command("update")
@@ -56,15 +60,19 @@ def update_list(
     name: Annotated[Optional[str], typer.Option(help="A new name.")] = None,
     send_time: TimeOption = None, time_zone: ZoneOption = None, days: DaysOption = None,
     lead: LeadOption = None, per_subscriber_time: LocalTimeOption = None,
-    alert_on_empty: AlertOption = None,
+    alert_on_empty: AlertOption = None, approval: ApprovalOption = None,
 ) -> None:
-    """Change a list's name or schedule; a running `digest schedule` picks it up."""
+    """Change a list's name, schedule or approval; a running `digest schedule` picks it up."""
     mailing_list = ready_app(ctx).lists.update(
         slug, name=name, send_time=send_time, time_zone=time_zone, days=days,
         lead_minutes=lead, per_subscriber_time=per_subscriber_time,
-        alert_on_empty=alert_on_empty)
+        alert_on_empty=alert_on_empty, approval=approval)
     out.print(f"Updated list {mailing_list.slug} ({mailing_list.name}); "
-              f"{describe_schedule(mailing_list)}.")
+              f"{describe_schedule(mailing_list)}{_approval(mailing_list)}.")
+
+
+def _approval(mailing_list) -> str:  # noqa: ANN001 - subscribers.models.MailingList
+    return "; editions wait for approval" if mailing_list.approval else ""
 
 
 @lists_app.command("list")
@@ -73,7 +81,8 @@ def list_lists(ctx: typer.Context) -> None:
     from digest.status import next_run_of
 
     application = ready_app(ctx)
-    print_table(("slug", "name", "schedule", "next run", "active", "unsubscribed"),
+    print_table(("slug", "name", "schedule", "next run", "approval", "active", "unsubscribed"),
                 ((mailing_list.slug, mailing_list.name, describe_schedule(mailing_list),
-                  next_run_of(application, mailing_list), str(active), str(gone))
+                  next_run_of(application, mailing_list),
+                  "on" if mailing_list.approval else "off", str(active), str(gone))
                  for mailing_list, active, gone in application.lists.with_counts()))

@@ -31,12 +31,14 @@ def init(ctx: typer.Context) -> None:
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[Optional[str], typer.Option(help="Listen here [default: web.host].")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Listen here [default: web.host, "
+                                                     "127.0.0.1].")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port [default: web.port].")] = None,
     schedule: Annotated[bool, typer.Option("--schedule", help="Also run the scheduler "
                                                               "(as `digest schedule`).")] = False,
 ) -> None:
-    """Run the web app: provider webhooks (/webhooks/<provider>) and unsubscribe pages."""
+    """Run the web app: provider webhooks (/webhooks/<provider>), unsubscribe pages and the
+    editors' desk (/editor/, when [web] editor_password or editor_password_hash is set)."""
     import uvicorn
 
     from digest.web.app import create_app
@@ -61,6 +63,24 @@ def _start_scheduler(application: App):  # noqa: ANN202 - digest.scheduler.Sched
     scheduler = Scheduler(MorningRunner(application))
     scheduler.start()
     return scheduler
+
+
+def editor_hash() -> None:
+    """Print an argon2 hash of the editors' desk password, for [web] editor_password_hash.
+    Reads the password from a prompt, or from the first line of stdin when piped."""
+    import sys
+
+    from digest.errors import InputError
+    from digest.web.editor.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = typer.prompt("Editor password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 12:
+        raise InputError("the password is shorter than 12 characters",
+                         hint="choose a longer one: a few unrelated words work well")
+    out.print(hash_password(password), markup=False)
 
 
 def schedule(ctx: typer.Context) -> None:

@@ -34,13 +34,17 @@ class FetchResult:
     """The outcome of fetching one source.
 
     ``not_modified`` means the server answered 304 and ``entries`` is empty. ``problems`` names
-    what was wrong with the input but did not stop the good entries from being read.
+    what was wrong with the input but did not stop the good entries from being read;
+    ``warnings`` what makes the whole source suspect (see :mod:`digest.sources.suspect`).
     """
 
     entries: list[Entry] = field(default_factory=list)
     validators: Validators = Validators()
     not_modified: bool = False
     problems: list[str] = field(default_factory=list)
+    # The input is not what it claims (a wrong encoding, entity declarations of its own): the
+    # source shows as "warning" in `digest status`, with these as the reason.
+    warnings: list[str] = field(default_factory=list)
 
 
 class Source(Protocol):

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 import httpx
@@ -22,10 +23,15 @@ import httpx
 from digest.errors import SourceError
 from digest.sanitize import (clean_html, drop_unsafe_characters, html_to_plain, plain_text,
                              safe_url)
+from digest.sources.addresses import AddressRule
 from digest.sources.base import Entry, FetchResult, Validators
 from digest.sources.fetch import Fetched, fetch_url, read_file
+from digest.sources.suspect import defuse_entities, repair_encoding, uses_entity
 
-XML_BASE = re.compile(rb"\bbase\s*=")
+# What feedparser is told the document's address is (see _parse_xml_feed): deep, so that a
+# relative reference like "pics/1.jpg" comes back distinguishable from "/pics/1.jpg".
+STAND_IN_ORIGIN = "https://document.invalid"
+STAND_IN = STAND_IN_ORIGIN + "/d/e/f/g/h/"
 CHARACTER_REFERENCE = re.compile(rb"&#([xX][0-9a-fA-F]+|[0-9]+);")
 
 
@@ -33,9 +39,10 @@ class FeedSource:
     """A feed at an http(s) URL or a local path."""
 
     def __init__(self, name: str, location: str, *, client: httpx.Client | None,
-                 timeout: float, max_bytes: int) -> None:
+                 timeout: float, max_bytes: int, allow_private_redirects: bool = False) -> None:
         self.name = name
         self.location = location
+        self._rule = AddressRule(location, allow_private_redirects)
         self._client = client
         self._timeout = timeout
         self._max_bytes = max_bytes
@@ -45,7 +52,8 @@ class FeedSource:
             if self._client is None:
                 raise SourceError(f"source {self.name!r}: no HTTP client to fetch {self.location}")
             fetched = fetch_url(self._client, self.location, validators,
-                                timeout=self._timeout, max_bytes=self._max_bytes)
+                                timeout=self._timeout, max_bytes=self._max_bytes,
+                                rule=self._rule)
         else:
             fetched = read_file(self.location, max_bytes=self._max_bytes)
         if fetched.not_modified:
@@ -65,22 +73,18 @@ def parse_feed(fetched: Fetched) -> FetchResult:
 
 
 def _parse_xml_feed(fetched: Fetched) -> FetchResult:
-    headers = {}
-    if fetched.url.startswith(("http://", "https://")):
-        # The base for relative links; a local file's path is no base for a site's links.
-        headers["content-location"] = fetched.url
+    # feedparser resolves relative links itself, against the document's address: a post on
+    # news.example.com fetched through a CDN would link to the CDN. So it is told to leave
+    # bodies alone (resolve_relative_uris=False), and given a stand-in address: whatever comes
+    # back starting with it was relative to the document, and is resolved here instead.
+    headers = {"content-location": STAND_IN}
     if fetched.content_type:
         headers["content-type"] = fetched.content_type
-    body = CHARACTER_REFERENCE.sub(_drop_impossible_character, fetched.body)
+    body, encoding_warning = repair_encoding(fetched.body, fetched.content_type)
+    body, entity_names, entity_warning = defuse_entities(body)
+    warnings = [w for w in (encoding_warning, entity_warning) if w]
+    body = CHARACTER_REFERENCE.sub(_drop_impossible_character, body)
     parsed = _feedparser_parse(body, headers, fetched.url)
-    if "content-location" not in headers and XML_BASE.search(body):
-        # With no base to start from, feedparser never restores the empty base after an element
-        # with xml:base, so one item's base would leak into the items after it. Parse again
-        # with the feed's own address as the base, as a fetch from the site would have.
-        root = _self_link(parsed.feed) or safe_url(parsed.feed.get("link", ""))
-        if root:
-            headers["content-location"] = root
-            parsed = _feedparser_parse(body, headers, fetched.url)
     version = parsed.get("version", "")  # absent when the body is empty
     problems: list[str] = []
     if parsed.bozo:
@@ -90,21 +94,61 @@ def _parse_xml_feed(fetched: Fetched) -> FetchResult:
                 raise SourceError(f"{fetched.url} is not an RSS, Atom or JSON feed ({reason})",
                                   hint="point the source at the feed itself, not a web page")
             problems.append(f"feed is not well-formed ({reason}) and no entry could be read")
-        elif reason:
+        elif reason and not (entity_names and "undefined entity" in reason):
+            # (an entity whose declaration was removed is the warning's business, not this)
             problems.append(f"feed is not well-formed ({reason}); read the entries that parsed")
     elif not version and not parsed.entries:
         raise SourceError(f"{fetched.url} is not an RSS, Atom or JSON feed",
                           hint="point the source at the feed itself, not a web page")
-    document_url = headers.get("content-location") or _self_link(parsed.feed)
-    feed_link = safe_url(parsed.feed.get("link", ""), document_url) or document_url
+    # A local file's path is no base for a site's links: its feed names its own address.
+    document_url = (fetched.url if fetched.url.startswith(("http://", "https://"))
+                    else _self_link(parsed.feed))
+    feed_link = (safe_url(_unstand(parsed.feed.get("link", ""), document_url), document_url)
+                 or document_url)
     atom = version.startswith("atom")
     # An Atom entry without an author has the feed's (RFC 4287, 4.2.1); RSS's managingEditor
     # is a contact address, not every item's author.
     feed_author = _author_of(parsed.feed) if atom else ""
     # RSS titles are HTML by custom (feedparser only guesses which); Atom says which they are.
-    entries = _dedupe(_xml_entry(raw, feed_link, html_title=not atom, feed_author=feed_author)
+    entries = _dedupe(_entity_free(raw, entity_names)
+                      or _xml_entry(raw, feed_link, document_url, html_title=not atom,
+                                    feed_author=feed_author)
                       for raw in parsed.entries)
-    return FetchResult(entries=entries.entries, problems=problems + entries.problems)
+    return FetchResult(entries=entries.entries, problems=problems + entries.problems,
+                       warnings=warnings)
+
+
+def _entity_free(raw: Any, entity_names: list[str]) -> str:
+    """Why an entry that uses the feed's own entities is left out; "" for any other entry."""
+    if not entity_names:
+        return ""
+    texts = [raw.get("title", ""), raw.get("summary", ""), raw.get("author", ""),
+             *(c.get("value", "") for c in raw.get("content") or [])]
+    name = uses_entity(texts, entity_names)
+    if not name:
+        return ""
+    label = raw.get("id") or raw.get("link") or raw.get("title") or "(no id)"
+    return f"entry {drop_unsafe_characters(str(label))[:200]!r} uses the feed's own entity " \
+           f"&{name};; left out"
+
+
+def _unstand(value: str, base: str) -> str:
+    """``value`` as feedparser resolved it against :data:`STAND_IN`, resolved against ``base``."""
+    if not value.startswith(STAND_IN_ORIGIN):
+        return value
+    if value.startswith(STAND_IN):
+        return urljoin(base, value[len(STAND_IN):]) if base else ""
+    return urljoin(base, value[len(STAND_IN_ORIGIN):]) if base else ""
+
+
+def _xml_base(raw: Any, document_url: str) -> str:
+    """The xml:base in force for an entry's body, or "" where none is given."""
+    details = [*(raw.get("content") or []), raw.get("summary_detail") or {}]
+    for detail in details:
+        given = detail.get("base", "")
+        if given and given != STAND_IN:
+            return _unstand(given, document_url)
+    return ""
 
 
 def _drop_impossible_character(reference: re.Match[bytes]) -> bytes:
@@ -119,7 +163,8 @@ def _feedparser_parse(body: bytes, headers: dict[str, str], url: str) -> Any:
     try:
         # nh3 sanitises every body afterwards (clean_html); feedparser's own sanitiser would
         # only double the parse time of a large feed.
-        return feedparser.parse(body, response_headers=headers, sanitize_html=False)
+        return feedparser.parse(body, response_headers=headers, sanitize_html=False,
+                                resolve_relative_uris=False)
     except Exception as exc:  # hostile input must not stop the other sources
         raise SourceError(f"{url}: the feed parser failed ({type(exc).__name__}: {exc})") from exc
 
@@ -127,7 +172,8 @@ def _feedparser_parse(body: bytes, headers: dict[str, str], url: str) -> Any:
 def _self_link(feed: Any) -> str:
     """The feed's own absolute URL (rel="self"), the base of a local copy's relative links."""
     for link in feed.get("links", []) or []:
-        if link.get("rel") == "self" and safe_url(link.get("href", "")):
+        href = link.get("href", "")
+        if link.get("rel") == "self" and safe_url(href) and not href.startswith(STAND_IN_ORIGIN):
             return link["href"]
     return ""
 
@@ -145,15 +191,20 @@ def _describe_bozo(exc: BaseException | None) -> str:
     return f"{exc}{where}"
 
 
-def _xml_entry(raw: Any, feed_link: str, *, html_title: bool, feed_author: str) -> Entry | str:
-    url = safe_url(raw.get("link", ""), feed_link)
+def _xml_entry(raw: Any, feed_link: str, document_url: str, *, html_title: bool,
+               feed_author: str) -> Entry | str:
+    # A relative <link> with no xml:base in force: the site's pages are at the feed's link.
+    url = safe_url(_unstand(raw.get("link", ""), feed_link), feed_link)
     title = _text_of(raw.get("title", ""), raw.get("title_detail"), html_title)
-    guid = drop_unsafe_characters(raw.get("id") or raw.get("guid") or url or "").strip()
+    guid = drop_unsafe_characters(_unstand(raw.get("id") or raw.get("guid") or "", feed_link)
+                                  or url).strip()
     if not guid:
         if not title:
             return "an entry has no id, link or title; skipped"
         guid = "sha1:" + hashlib.sha1(title.encode()).hexdigest()
-    base = url or feed_link
+    # Links in the body: against xml:base where given, else the post's own page, else the
+    # feed's link, else the document's address.
+    base = _xml_base(raw, document_url) or url or feed_link or document_url
     body = ""
     content = raw.get("content") or []
     if content:
@@ -200,7 +251,8 @@ def _struct_time(value: Any) -> datetime | None:
 
 def _parse_json_feed(fetched: Fetched) -> FetchResult:
     try:
-        data = json.loads(fetched.body)
+        body, encoding_warning = repair_encoding(fetched.body, fetched.content_type)
+        data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise SourceError(f"{fetched.url} is not valid JSON ({exc})",
                           hint="point the source at an RSS, Atom or JSON feed") from exc
@@ -213,7 +265,8 @@ def _parse_json_feed(fetched: Fetched) -> FetchResult:
     if not isinstance(items, list):
         raise SourceError(f"{fetched.url}: JSON Feed has no items list")
     entries = _dedupe(_json_entry(item, feed_link, data) for item in items)
-    return FetchResult(entries=entries.entries, problems=entries.problems)
+    return FetchResult(entries=entries.entries, problems=entries.problems,
+                       warnings=[encoding_warning] if encoding_warning else [])
 
 
 def _json_entry(item: Any, feed_link: str, feed: dict[str, Any]) -> Entry | str:

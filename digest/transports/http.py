@@ -39,11 +39,12 @@ class ApiClient:
         self._headers = dict(headers or {})
         self._auth = auth
 
-    def post(self, path: str, *, json: Any = None, data: Any = None,
+    def post(self, path: str, *, json: Any = None, data: Any = None, files: Any = None,
              headers: Mapping[str, str] | None = None) -> httpx.Response:
         url = f"{self.base_url}{path}"
         try:
-            response = self._client.post(url, json=json, data=data, auth=self._auth,
+            response = self._client.post(url, json=json, data=data, files=files,
+                                         auth=self._auth,
                                          headers={**self._headers, **(headers or {})})
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing left this machine: safe to send again.

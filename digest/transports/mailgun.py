@@ -1,30 +1,21 @@
-"""Mailgun: batch sending, one request per variant, personalised with recipient variables.
+"""Mailgun: a message whose headers differ per reader goes as its own MIME; others in batches.
 
-A batch is grouped by variant (the same rendered templates) and each group goes out as one
-``POST /v3/<domain>/messages`` of at most 1000 recipients: the ``to`` field repeated, once per
-subscriber, and ``recipient-variables``, a JSON object keyed by each plain address holding that
-subscriber's values. ``html`` and ``text`` are the variant's split templates with
-``%recipient.<key>%`` in place of the fields; the HTML part and the text part use different
-keys (``h_<field>``, HTML-escaped; ``t_<field>``, raw). With recipient variables present
-Mailgun sends every recipient a message of their own, with only their address in To.
+Mailgun's documentation promises ``%recipient.…%`` substitution in the message's content, and
+nowhere in ``h:`` headers (or ``v:`` variables). A digest's List-Unsubscribe holds each reader's
+own signed link, so a message with one goes to ``POST /v3/<domain>/messages.mime`` on its own:
+the ``to`` address, the finished MIME message as the ``message`` file (built once by the
+message builder, exactly what SMTP would send, headers and all), ``o:tag`` and
+``v:delivery-id`` with the real id. One request per reader: slower than a batch, and it rests
+on nothing Mailgun does not document.
 
-Because the variables are keyed by address, an address may appear only once per request (two
-subscriptions of one address would otherwise both get one set of values): such messages go in
-separate requests.
-
-Unconfirmed in Mailgun's documentation (research/providers.md §3), relied on here:
-
-* substitution of ``%recipient.…%`` inside ``h:`` headers. It is seen in third-party code, not
-  in the docs. ``h:List-Unsubscribe`` is ``%recipient.unsubscribe%``; if Mailgun did not
-  substitute there, recipients would get a List-Unsubscribe header with that literal text (the
-  unsubscribe link in the body is unaffected).
-* substitution inside ``v:`` variables: ``v:delivery-id`` is ``%recipient.delivery_id%``, so
-  that webhook events may carry our delivery id in ``user-variables``. If it is not
-  substituted, events carry the literal and must be matched by recipient and message id.
-
-A story that itself contains the text ``%recipient.`` would be read by Mailgun as a variable;
-messages of such a variant are sent one by one with their content written out and no
-recipient variables.
+Messages whose headers are the same for every reader (none carries a List-Unsubscribe) still
+go in batches: one ``POST /v3/<domain>/messages`` per variant of at most 1000 recipients, the
+``to`` field repeated and ``recipient-variables`` keyed by plain address, used in the bodies
+only. ``html`` and ``text`` are the variant's split templates with ``%recipient.<key>%`` in
+place of the fields (``h_<field>``, HTML-escaped; ``t_<field>``, raw). With recipient
+variables present Mailgun sends every recipient a message of their own, with only their
+address in To. An address may appear only once per batch (the variables are keyed by it), and
+a story that itself contains ``%recipient.`` is sent alone, written out.
 
 Answers: 200 ``{"id", "message"}``, one id for the whole request, is success for every
 recipient. A 400 does not say which recipient was wrong, so it fails the whole request. 429
@@ -76,6 +67,7 @@ class MailgunTransport:
         self.domain = domain
         self._scrubber = scrubber or Scrubber([("api key", api_key)])
         self.path = f"/v3/{domain}/messages"
+        self.mime_path = f"/v3/{domain}/messages.mime"
         self._api = ApiClient("mailgun", base_url or PUBLIC_API.get(region, PUBLIC_API["us"]),
                               client, auth=("api", api_key))
 
@@ -88,10 +80,18 @@ class MailgunTransport:
     # -- sending -------------------------------------------------------------------------
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        requests = plan_requests(messages, MAX_RECIPIENTS, alone=needs_own_content)
+        requests = plan_requests(
+            messages, MAX_RECIPIENTS,
+            alone=lambda m: has_own_headers(m) or needs_own_content(m))
         return send_requests(requests, self._send_group, scrubber=self._scrubber)
 
     def _send_group(self, group: list[OutgoingMessage]) -> list[SendResult]:
+        if has_own_headers(group[0]):
+            [message] = group
+            response = self._api.post(
+                self.mime_path, data=dict(mime_fields(message)),
+                files={"message": ("message.mime", message.raw, "message/rfc822")})
+            return self._results(group, response, self.mime_path)
         fields: dict[str, str | list[str]] = {}
         for key, value in build_fields(group):
             # httpx writes a list as the same key repeated, as Mailgun wants for "to".
@@ -99,7 +99,10 @@ class MailgunTransport:
                 fields.setdefault(key, []).append(value)  # type: ignore[union-attr]
             else:
                 fields[key] = value
-        response = self._api.post(self.path, data=fields)
+        return self._results(group, self._api.post(self.path, data=fields), self.path)
+
+    def _results(self, group: list[OutgoingMessage], response: httpx.Response,
+                 path: str) -> list[SendResult]:
         status = response.status_code
         log.debug("mailgun request recipients=%d status=%d", len(group), status)
         if status == 200:
@@ -112,7 +115,7 @@ class MailgunTransport:
             return [SendResult.failed(m, f"mailgun refused the request ({status}): {message}")
                     for m in group]
         if status == 404:
-            raise TransportError(f"mailgun: {self._api.base_url}{self.path} was not found "
+            raise TransportError(f"mailgun: {self._api.base_url}{path} was not found "
                                  f"(404): {brief(response)}", retry=False,
                                  hint="check [mailgun] domain and region (EU domains use "
                                       "region = \"eu\"), and base_url")
@@ -123,8 +126,25 @@ class MailgunTransport:
 # -- the request ------------------------------------------------------------------------
 
 
+def has_own_headers(message: OutgoingMessage) -> bool:
+    """True when the message's headers differ per reader (List-Unsubscribe holds a signed link
+    of its own): it goes as its own MIME message (see the module's docstring)."""
+    return bool(message.headers.get("List-Unsubscribe"))
+
+
+def mime_fields(message: OutgoingMessage) -> list[tuple[str, str]]:
+    """The form fields beside the ``message`` file of one ``messages.mime`` request."""
+    fields = [("to", message.to_address)]
+    tag = _tag(message.tag)
+    if tag:
+        fields.append(("o:tag", tag))
+    fields.append(("v:delivery-id", str(message.delivery_id)))
+    return fields
+
+
 def build_fields(group: Sequence[OutgoingMessage]) -> list[tuple[str, str]]:
-    """The form fields of one request for messages of one variant (see plan_requests)."""
+    """The form fields of one batch request for messages of one variant whose headers are the
+    same for every reader (see plan_requests); recipient variables fill the bodies only."""
     first = group[0]
     own = needs_own_content(first)
     if own:
@@ -136,23 +156,19 @@ def build_fields(group: Sequence[OutgoingMessage]) -> list[tuple[str, str]]:
     fields: list[tuple[str, str]] = [("from", first.from_header)]
     fields += [("to", _address(m.to_name, m.to_address)) for m in group]
     fields += [("subject", first.subject), ("text", text), ("html", html)]
-    headers = first.headers
-    if own:
-        unsubscribe, delivery_id = headers.get("List-Unsubscribe", ""), str(first.delivery_id)
-    else:
-        unsubscribe, delivery_id = "%recipient.unsubscribe%", "%recipient.delivery_id%"
+    if not own:
         fields.append(("recipient-variables",
                        json.dumps({m.to_address: _variables(m) for m in group},
                                   ensure_ascii=False)))
-    if unsubscribe:
-        fields.append(("h:List-Unsubscribe", unsubscribe))
+    headers = first.headers
     for name in ("List-Unsubscribe-Post", "List-Id", "Reply-To"):
         if headers.get(name):
             fields.append((f"h:{name}", headers[name]))
     tag = _tag(first.tag)
     if tag:
         fields.append(("o:tag", tag))
-    fields.append(("v:delivery-id", delivery_id))
+    if own:
+        fields.append(("v:delivery-id", str(first.delivery_id)))
     return fields
 
 
@@ -165,8 +181,6 @@ def _join(template: Any, prefix: str) -> str:
 def _variables(message: OutgoingMessage) -> dict[str, str]:
     values = {f"h_{name}": value for name, value in message.html_values.items()}
     values.update({f"t_{name}": value for name, value in message.text_values.items()})
-    values["unsubscribe"] = message.headers.get("List-Unsubscribe", "")
-    values["delivery_id"] = str(message.delivery_id)
     return values
 
 

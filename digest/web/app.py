@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from digest.app import App
-from digest.web import confirm, preferences, subscribe, unsubscribe, webversion
+from digest.web import confirm, editor, preferences, subscribe, unsubscribe, webversion
 from digest.web.webhooks import routes as webhook_routes
 from digest.web.webhooks.base import Webhook
 
@@ -32,5 +32,6 @@ def create_app(app: App, *, webhooks: dict[str, Webhook] | None = None) -> Starl
         *subscribe.routes(app),
         *confirm.routes(app),
         *preferences.routes(app),
+        *editor.routes(app),
         Route("/healthz", health),
     ])

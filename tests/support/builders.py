@@ -154,5 +154,7 @@ def a_json_feed(*entries: Entry, title: str = "The Lanternport Ledger",
 
 
 def a_feed_source(location: str, *, client: httpx.Client | None = None, name: str = "newsroom",
-                  timeout: float = 5.0, max_bytes: int = 1_000_000) -> FeedSource:
-    return FeedSource(name, location, client=client, timeout=timeout, max_bytes=max_bytes)
+                  timeout: float = 5.0, max_bytes: int = 1_000_000,
+                  allow_private_redirects: bool = False) -> FeedSource:
+    return FeedSource(name, location, client=client, timeout=timeout, max_bytes=max_bytes,
+                      allow_private_redirects=allow_private_redirects)

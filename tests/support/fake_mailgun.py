@@ -8,6 +8,12 @@ records what it accepted, and rebuilds each recipient's message by replacing
 ``%recipient.<key>%`` with that recipient's variables, in the subject, the bodies and the
 ``h:``/``v:`` fields.
 
+``POST /v3/<domain>/messages.mime`` (a message whose headers differ per reader) is checked as
+documented too: multipart/form-data, ``to``, the finished MIME message as the ``message`` *file*,
+``o:``/``v:`` options; Mailgun sends that message as it is, so a ``%recipient.`` anywhere in its
+headers (which it would never substitute) is refused, and so is one in an ``h:`` field of a
+batch: Mailgun documents recipient variables in the content, never in headers.
+
 Stricter than Mailgun, to catch our mistakes: a batch of several recipients without
 recipient-variables (Mailgun would show every address to everyone), a recipient without
 variables, an address twice in one request (the variables of one would go to both), and a
@@ -50,7 +56,7 @@ class Delivered:
     subject: str
     html: str
     text: str
-    headers: dict[str, str]            # the h: fields, substituted
+    headers: dict[str, str]            # the h: fields, or the MIME message's own headers
     variables: dict[str, str]          # the v: fields, substituted
     tags: list[str]
     message_id: str
@@ -60,6 +66,7 @@ class Delivered:
 class Accepted:
     fields: list[tuple[str, str]]
     message_id: str
+    mime: email.message.EmailMessage | None = None     # a messages.mime request's message
 
     def get(self, key: str) -> str:
         return next((v for k, v in self.fields if k == key), "")
@@ -72,6 +79,8 @@ class FakeMailgun(FakeApi):
     def __init__(self, *, domain: str = "mg.news.example.com",
                  api_key: str = "key-test-must-not-leak") -> None:
         super().__init__(f"/v3/{domain}/messages")
+        self.mime_path = f"/v3/{domain}/messages.mime"
+        self._server.route("POST", self.mime_path, self._serve)
         self.domain = domain
         self.api_key = api_key
         self.accepted: list[Accepted] = []
@@ -90,15 +99,20 @@ class FakeMailgun(FakeApi):
         expected = "Basic " + base64.b64encode(f"api:{self.api_key}".encode()).decode()
         if request.header("authorization") != expected:
             return Response(401, b"Forbidden")
+        mime = None
         try:
-            fields = parse_form(request)
+            if request.path == self.mime_path:
+                fields, mime = parse_mime_request(request)
+                problem = validate_mime(fields, mime, self.refuse)
+            else:
+                fields = parse_form(request)
+                problem = validate(fields, self.refuse)
         except ValueError as exc:
             return _bad(str(exc))
-        problem = validate(fields, self.refuse)
         if problem:
             return _bad(problem)
         message_id = f"<{time.strftime('%Y%m%d%H%M%S')}.{next(self._ids)}@{self.domain}>"
-        self.accepted.append(Accepted(fields, message_id))
+        self.accepted.append(Accepted(fields, message_id, mime))
         return Response(200, json.dumps({"id": message_id,
                                          "message": "Queued. Thank you."}).encode(),
                         {"Content-Type": "application/json"})
@@ -116,6 +130,53 @@ def parse_form(request: Request) -> list[tuple[str, str]]:
         return [(part.get_param("name", header="content-disposition"),
                  part.get_content()) for part in message.iter_parts()]
     raise ValueError(f"fake: Content-Type {content_type!r} is not a form")
+
+
+def parse_mime_request(request: Request) -> tuple[list[tuple[str, str]], email.message.EmailMessage]:
+    """The form fields and the ``message`` file of a messages.mime request."""
+    content_type = request.header("content-type")
+    if not content_type.startswith("multipart/form-data"):
+        raise ValueError("fake: messages.mime takes multipart/form-data (the message is a file)")
+    form = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + request.body,
+        policy=email.policy.HTTP)
+    fields: list[tuple[str, str]] = []
+    message = None
+    for part in form.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name == "message":
+            if not part.get_filename():
+                raise ValueError("message parameter must be a file upload")
+            raw = part.get_payload(decode=True)
+            if raw is None:      # a message/rfc822 part is parsed already
+                raw = part.get_payload(0).as_bytes(policy=email.policy.SMTP)
+            message = email.message_from_bytes(raw, policy=email.policy.default)
+        else:
+            fields.append((name, part.get_content()))
+    if message is None:
+        raise ValueError("message parameter is missing")
+    return fields, message
+
+
+def validate_mime(fields: list[tuple[str, str]], message: email.message.EmailMessage,
+                  refuse: set[str] = frozenset()) -> str:
+    """Mailgun's 400 message for a messages.mime request, or ""."""
+    recipients = [address for k, v in fields if k == "to" for _, address in getaddresses([v])]
+    if not recipients:
+        return "to parameter is missing"
+    for address in recipients:
+        if "@" not in address or address in refuse:
+            return "to parameter is not a valid address. please check documentation"
+    if not message.get("From"):
+        return "fake: the MIME message has no From"
+    if [k for k, _ in fields if k in ("recipient-variables",) or k.startswith("h:")]:
+        return "fake: messages.mime takes the headers in the message, not as fields"
+    if len([k for k, _ in fields if k == "o:tag"]) > 3:
+        return "Too many tags: at most 3 per message"
+    for name, value in message.items():
+        if "%recipient." in str(value):
+            return f"fake: %recipient. in the {name} header is sent as written"
+    return ""
 
 
 def validate(fields: list[tuple[str, str]], refuse: set[str] = frozenset()) -> str:
@@ -142,6 +203,10 @@ def validate(fields: list[tuple[str, str]], refuse: set[str] = frozenset()) -> s
                   if k.startswith(("o:", "h:", "v:")))
     if options > 16_000:
         return "Sending options (o:, h:, v:) are limited to 16 kB in total"
+    for key, value in fields:
+        if key.startswith(("h:", "v:")) and "%recipient." in value:
+            return (f"fake: {key} holds a recipient variable; Mailgun documents them in the "
+                    "content only")
     variables_text = get.get("recipient-variables")
     addresses = [address for _, address in recipients]
     if variables_text is None:
@@ -175,6 +240,8 @@ def _leftovers(fields: list[tuple[str, str]], values: dict) -> str:
 
 
 def rebuild(accepted: Accepted) -> list[Delivered]:
+    if accepted.mime is not None:
+        return _rebuild_mime(accepted)
     fields = accepted.fields
     variables = json.loads(accepted.get("recipient-variables") or "{}")
     out = []
@@ -196,6 +263,22 @@ def rebuild(accepted: Accepted) -> list[Delivered]:
                 variables={k[2:]: apply(v) for k, v in fields if k.startswith("v:")},
                 tags=accepted.all("o:tag"), message_id=accepted.message_id))
     return out
+
+
+def _rebuild_mime(accepted: Accepted) -> list[Delivered]:
+    message = accepted.mime
+    html_part = message.get_body(("html",))
+    text_part = message.get_body(("plain",))
+    [(name, _)] = getaddresses([str(message["To"])])
+    return [Delivered(
+        address=address, name=name, sender=str(message["From"]),
+        subject=str(message["Subject"]),
+        html=html_part.get_content() if html_part else "",
+        text=text_part.get_content() if text_part else "",
+        headers={k: str(v) for k, v in message.items()},
+        variables={k[2:]: v for k, v in accepted.fields if k.startswith("v:")},
+        tags=accepted.all("o:tag"), message_id=accepted.message_id)
+        for address in accepted.all("to")]
 
 
 def rate_limited(*, retry_after: int = 7) -> Step:

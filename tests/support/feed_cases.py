@@ -4,7 +4,7 @@
 A case is read the way production reads a feed: the input is served by a real HTTP server on
 loopback at ``/feeds/<file name>`` and fetched by :class:`FeedSource` through httpx — never
 handed to feedparser as a path. The expected file holds every :class:`Entry` field, in entry
-order, and the problems reported. The server's address, which changes from run to run, is
+order, the problems reported, and the warnings (only when there are any). The server's address, which changes from run to run, is
 written ``{server}`` there (relative links resolve against it); nothing else is scrubbed.
 """
 
@@ -44,6 +44,8 @@ def normalised(feed: Path) -> dict[str, Any]:
         result = a_feed_source(server.url + path, client=client).fetch(Validators())
         value = {"entries": [_entry(dataclasses.asdict(e)) for e in result.entries],
                  "problems": result.problems}
+        if result.warnings:      # only a feed that is not what it claims has any
+            value["warnings"] = result.warnings
         text = json.dumps(value).replace(server.url, SERVER)
     return json.loads(text)
 

@@ -37,7 +37,8 @@ Handler = Callable[[Request], Response]
 
 
 class HttpServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        """Listen on ``host`` (another loopback address, 127.0.0.2, stands for another host)."""
         self.routes: dict[tuple[str, str], Handler] = {}
         self.requests: list[Request] = []
         server = self
@@ -78,7 +79,7 @@ class HttpServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = ThreadingHTTPServer((host, 0), _Handler)
         self._server.daemon_threads = True
         # A short poll interval: shutdown() otherwise waits up to half a second per server.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
@@ -99,6 +100,10 @@ class HttpServer:
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method, path)] = handler
+
+    def redirect(self, path: str, location: str, status: int = 302) -> None:
+        """Answer GET ``path`` with a redirect to ``location``."""
+        self.route("GET", path, lambda _request: Response(status, b"", {"Location": location}))
 
     def serve_bytes(self, path: str, body: bytes, *, content_type: str = "application/rss+xml",
                     etag: str = "", last_modified: str = "", gzip_encoding: bool = False,

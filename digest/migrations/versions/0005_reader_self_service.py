@@ -1,6 +1,6 @@
 """reader self-service: pending subscriptions, topics, pause, confirmation times
 
-Revision ID: 0006
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-04 18:40:00
 
@@ -15,7 +15,7 @@ import sqlmodel
 import digest.timeutil
 
 
-revision = '0006'
+revision = '0005'
 down_revision = '0004'
 branch_labels = None
 depends_on = None
