@@ -449,3 +449,16 @@ def test_a_tier_may_be_a_table_with_its_own_call_to_action(tmp_path):
     assert (config.tiers["free"].access, config.tiers["free"].cta) == ("teaser",
                                                                        "Subscribe to read")
     assert config.tiers["free"].cta_url.endswith("?next={url}")
+
+
+def test_site_language_must_be_known_and_lists_may_have_their_own_greeting(tmp_path):
+    config = load_config(a_config_file(tmp_path, (
+        '[site]\nlanguage = "fr"\n\n[lists.evening]\ngreeting = "Bonsoir"\n')), environ={})
+    assert config.site.language == "fr"
+    assert config.lists["evening"].greeting == "Bonsoir"
+    from digest.app import App
+
+    assert App(config).renderer().greetings == {"evening": "Bonsoir"}
+
+    message = config_error(a_config_file(tmp_path, '[site]\nlanguage = "klingon-xx"\n')).message
+    assert "[site] language" in message and "unknown language 'klingon-xx'" in message
