@@ -25,6 +25,7 @@ from digest.config import Config, provider_settings
 from digest.db import make_engine, require_current, session_scope
 from digest.models import AppSetting
 from digest.scrub import Scrubber
+from digest.weblinks import WebVersionLinks
 from digest.transports.registry import PROVIDERS, TransportNeeds
 from subscribers.lists import MailingLists
 from subscribers.self_service import SelfService
@@ -35,6 +36,7 @@ from subscribers.tokens import PREFERENCES, TokenSigner
 if TYPE_CHECKING:
     from digest.deliver import DeliveryQueue, ProgressListener
     from digest.sending import Deliverer
+    from digest.dkim import DkimSigner
     from digest.ratelimit import RateLimiter
     from digest.reader_mail import ReaderMail
     from digest.render import Renderer
@@ -107,6 +109,16 @@ class App:
         token = self.unsubscribe_signer.sign(subscriber_id, list_id, issued_at=issued_at)
         return f"{self.config.web.base_url}/unsubscribe/{token}"
 
+    @cached_property
+    def web_version_links(self) -> WebVersionLinks:
+        return WebVersionLinks(self.secret_key, base_url=self.config.web.base_url,
+                               max_age_days=self.config.web.link_max_age_days)
+
+    def web_version_url(self, edition_id: int | None, key: str, subscriber_id: int,
+                        _list_id: int, issued_at: int | None) -> str:
+        return self.web_version_links.url(edition_id or 0, key, subscriber_id,
+                                          issued_at=issued_at)
+
     # -- readers' own pages (sign-up, confirmation, preferences) -------------------------
 
     @cached_property
@@ -173,8 +185,11 @@ class App:
         from digest.render import Renderer, SiteView
 
         site = self.config.site
-        return Renderer(self.templates, SiteView(site.name, site.url, site.signin_url),
-                        max_html_bytes=self.config.editions.max_html_bytes)
+        return Renderer(self.templates, SiteView(site.name, site.url, site.signin_url,
+                                                 site.postal_address, site.language),
+                        max_html_bytes=self.config.editions.max_html_bytes,
+                        greetings={slug: wording.greeting
+                                   for slug, wording in self.config.lists.items()})
 
     @cached_property
     def access(self) -> AccessRules:
@@ -182,7 +197,8 @@ class App:
 
         return AccessRules(dict(self.config.tiers),
                            frozenset(self.config.access.public_categories),
-                           self.config.site.signin_url)
+                           self.config.site.signin_url,
+                           teaser_label=self.config.access.teaser_label)
 
     def edition_messages(self) -> EditionMessages:
         """A fresh message factory: it caches each rendered variant for its lifetime."""
@@ -198,8 +214,28 @@ class App:
                 "list_id_domain": list_id_domain,
                 "unsubscribe_mailto": delivery.unsubscribe_mailto,
                 "greeting_fallback": self.config.editions.greeting_fallback,
+                "message_id_key": self.secret_key,
+                "dkim": self.dkim_signer,
             },
-            unsubscribe_url=self.unsubscribe_url, preferences_url=self.preferences_url)
+            unsubscribe_url=self.unsubscribe_url, preferences_url=self.preferences_url,
+            web_version_url=self.web_version_url)
+
+    @cached_property
+    def dkim_signer(self) -> DkimSigner | None:
+        """The [dkim] signer, or None when [dkim] domain is empty."""
+        from digest.dkim import DkimKey, DkimSigner
+
+        dkim = self.config.dkim
+        if not dkim.domain:
+            return None
+        pem = dkim.private_key.get_secret_value()
+        if pem:
+            key = DkimKey.load(dkim.domain, dkim.selector, pem.encode(),
+                               source="DIGEST_DKIM_PRIVATE_KEY")
+        else:
+            key = DkimKey.from_file(dkim.domain, dkim.selector,
+                                    self.config.resolve_path(dkim.private_key_file))
+        return DkimSigner(key)
 
     # -- delivery ------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from pydantic import (ConfigDict, Field, SecretStr, ValidationError, create_mode
 
 from digest.config_checks import BareAddress, DatabaseUrl, LinkUrl, MailAddress
 from digest.errors import ConfigError
+from digest.mailconfig import DkimConfig, ListConfig, Tier, TierConfig
 from digest.transports.registry import PROVIDERS
 from digest.transports.settings import OneLine, Section
 
@@ -33,6 +34,7 @@ DEFAULT_CONFIG_NAME = "digest.toml"
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "DIGEST_DATABASE_URL": ("database", "url"),
     "DIGEST_SECRET_KEY": ("web", "secret_key"),
+    "DIGEST_DKIM_PRIVATE_KEY": ("dkim", "private_key"),
     "DIGEST_EDITOR_PASSWORD": ("web", "editor_password"),
     **{var: (provider.name, key) for provider in PROVIDERS.values()
        for var, key in provider.env.items()},
@@ -50,7 +52,21 @@ class DatabaseConfig(Section):
 class SiteConfig(Section):
     name: OneLine = "Example Newsroom"
     url: LinkUrl = "https://news.example.com"
-    signin_url: LinkUrl = ""
+    signin_url: LinkUrl = ""                 # may hold {url}: the story, URL-encoded
+    postal_address: OneLine = ""             # printed in every footer (CAN-SPAM)
+    language: str = "en-GB"                  # lang="…" and the date format (Babel)
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            Locale.parse(value.replace("-", "_"))
+        except (UnknownLocaleError, ValueError):
+            raise ValueError(f"unknown language {value!r}: use a tag such as \"en-GB\", "
+                             "\"fr\" or \"de-CH\"") from None
+        return value
 
 
 class SourceConfig(Section):
@@ -72,6 +88,7 @@ class CollectConfig(Section):
 class AccessConfig(Section):
     public_categories: list[str] = ["Free"]
     default_tier: str = ""
+    teaser_label: OneLine = "Clients only"   # shown above each teaser; "" shows none
 
 
 class EditionsConfig(Section):
@@ -79,7 +96,7 @@ class EditionsConfig(Section):
     max_posts: int = Field(default=40, gt=0)
     first_edition_lookback_days: int = Field(default=7, ge=0)
     max_html_bytes: int = Field(default=100_000, gt=10_000)
-    greeting_fallback: str = "there"
+    greeting_fallback: str = ""              # used as the name when a reader has none
 
 
 class DeliveryConfig(Section):
@@ -174,8 +191,10 @@ class _Config(Section):
     sources: list[SourceConfig] = []
     collect: CollectConfig = CollectConfig()
     access: AccessConfig = AccessConfig()
-    tiers: dict[str, Literal["full", "teaser"]] = {"free": "teaser", "client": "full"}
+    tiers: dict[str, Tier] = {"free": TierConfig(access="teaser"),
+                              "client": TierConfig(access="full")}
     subscribers: SubscribersConfig = SubscribersConfig()
+    lists: dict[str, ListConfig] = {}
     editions: EditionsConfig = EditionsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     bounces: BouncesConfig = BouncesConfig()
@@ -183,6 +202,7 @@ class _Config(Section):
     alerts: AlertsConfig = AlertsConfig()
     web: WebConfig = WebConfig()
     templates: TemplatesConfig = TemplatesConfig()
+    dkim: DkimConfig = DkimConfig()
 
     # Where the file was read from; relative paths in it resolve against this folder.
     base_dir: Path = Path(".")

@@ -67,4 +67,10 @@ def preview(
         sys.stdout.flush()
     else:
         output.write_bytes(body)
-        err.print(f"Wrote the {fmt} preview of {result.description} to {output}.")
+        err.print(f"Wrote the {fmt} preview of {result.description} to {output}.",
+                  markup=False, highlight=False)
+    # On stderr, so that stdout stays the document itself.
+    html_bytes = len(result.message.html.encode())
+    err.print(f"Size: HTML {html_bytes:,} bytes, whole message {len(result.message.raw):,} "
+              f"bytes (Gmail clips HTML over 102 KB){' — OVER' if html_bytes > 102_000 else ''}.",
+              markup=False, highlight=False)

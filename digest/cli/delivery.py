@@ -51,6 +51,11 @@ def _send(application: App, list_slug: str, issue_date: date, *, dry_run: bool,
           stop: SignalStop) -> None:
     from digest import jobs
     from digest.progress import delivery_progress
+    if not application.config.site.postal_address:
+        # CAN-SPAM wants a postal address in every commercial mail: warn, but do not block.
+        err.print("Warning: [site] postal_address is not set: the digest's footer has no postal "
+                  "address (the US CAN-SPAM Act requires one). Set it in the config.",
+                  markup=False, highlight=False)
     if dry_run:
         print_dry_run(jobs.dry_run(application, list_slug, issue_date))
         return
@@ -127,7 +132,7 @@ def print_dry_run(report) -> None:  # noqa: ANN001 - jobs.SendReport
               + (f" ({report.left_out} older left out)" if report.left_out else "") + ":")
     for title in report.titles:
         out.print(f"  - {title}")
-    print_table(("variant", "recipients", "full", "teasers", "HTML bytes"),
+    print_table(("variant", "recipients", "full", "teasers", "HTML bytes (Gmail clips at 102 KB)"),
                 ((variant.key, str(variant.recipients), str(variant.full), str(variant.teasers),
                   f"{variant.html_bytes:,}") for variant in report.variants))
     out.print(f"{report.enqueued} messages would be sent. Nothing was written.")

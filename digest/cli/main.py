@@ -23,6 +23,7 @@ from digest.cli.console import err, stderr
 from digest.cli.content import collect, preview
 from digest.cli.context import State
 from digest.cli.delivery import run, send, worker
+from digest.cli.dns import dns_records
 from digest.cli.editions import editions_app
 from digest.cli.lists import lists_app
 from digest.cli.service import editor_hash, init, schedule, serve, status
@@ -57,6 +58,7 @@ def _main(
 
 for command in (init, collect, send, run, worker, serve, schedule, preview, status):
     app.command()(command)
+app.command("dns-records")(dns_records)
 app.command("editor-hash")(editor_hash)
 app.add_typer(lists_app, name="lists")
 app.add_typer(editions_app, name="editions")

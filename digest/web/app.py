@@ -18,7 +18,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from digest.app import App
-from digest.web import confirm, editor, preferences, subscribe, unsubscribe
+from digest.web import (confirm, editor, preferences, subscribe, unsubscribe,
+                        webversion)
 from digest.web.body import BODY_TIMEOUT_SECONDS, FORM_BODY_LIMIT, BodyTimeout
 from digest.web.webhooks import routes as webhook_routes
 from digest.web.webhooks.base import Webhook
@@ -36,6 +37,7 @@ def create_app(app: App, *, webhooks: dict[str, Webhook] | None = None,
     return Starlette(routes=[
         *webhook_routes.routes(app, hooks),
         *unsubscribe.routes(app),
+        *webversion.routes(app),
         *subscribe.routes(app),
         *confirm.routes(app),
         *preferences.routes(app),
