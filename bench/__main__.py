@@ -1,14 +1,14 @@
 """`python -m bench [NAME ...] [--quick]`: run the benchmarks and print their tables.
 
-NAME is any of personalise, smtp, e2e, scaleout, desk, import (default: all). --quick runs small
-sizes, for checking that the benchmarks work rather than for figures.
+NAME is any of personalise, smtp, e2e, scaleout, desk, dkim, import (default: all). --quick
+runs small sizes, for checking that the benchmarks work rather than for figures.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bench import desk, e2e, importer, personalise, scaleout, smtp_throughput
+from bench import desk, dkim_sign, e2e, importer, personalise, scaleout, smtp_throughput
 
 BENCHMARKS = {
     "personalise": personalise.main,
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "e2e": e2e.main,
     "scaleout": scaleout.main,
     "desk": desk.main,
+    "dkim": dkim_sign.main,
     "import": importer.main,
 }
 QUICK = {
@@ -24,6 +25,7 @@ QUICK = {
     "e2e": ["--sizes", "5000,20000", "--runs", "1"],
     "scaleout": ["--deliveries", "1000", "--runs", "1"],
     "desk": ["--posts", "5", "--runs", "1"],
+    "dkim": ["--messages", "100", "--runs", "1"],
     "import": ["--sizes", "5000,20000", "--runs", "1"],
 }
 

@@ -10,6 +10,7 @@ from datetime import date
 from bench.common import Row, median_of, print_table, sample_posts, verdict
 from digest.message import MessageBuilder, Recipient
 from digest.render import EditionView, Renderer, SiteView, make_environment, post_view
+from digest.weblinks import WebVersionLinks
 from subscribers.tokens import TokenSigner
 
 SITE = SiteView("Example Newsroom", "https://news.example.com", "https://news.example.com/signin")
@@ -19,15 +20,24 @@ EDITION = EditionView(1, date(2026, 11, 25), "Example Newsroom — 25 November 2
 
 def setup(posts: int) -> tuple[Renderer, list, MessageBuilder]:
     renderer = Renderer(make_environment(), SITE, max_html_bytes=100_000)
-    views = [post_view(p, mode="full", signin_url=SITE.signin_url) for p in sample_posts(posts)]
+    views = [post_view(p, mode="full") for p in sample_posts(posts)]
     variant = renderer.render("full", EDITION, views)
     signer = TokenSigner("bench-secret")
+    preferences = TokenSigner("bench-secret", purpose="preferences")
+    web = WebVersionLinks("bench-secret", base_url="https://digest.news.example.com",
+                          max_age_days=365)
+    issued = 1_796_000_000
+    # Every per-reader link the production path signs: unsubscribe, preferences, web version.
     builder = MessageBuilder(
         variant=variant, sender="Example Digest <digest@news.example.com>",
         list_name="Morning Briefing", list_id_domain="digest.news.example.com",
         list_slug="morning", edition_id=1, tag="2026-11-25-morning",
         unsubscribe_url=lambda sid: "https://digest.news.example.com/unsubscribe/"
-                                    + signer.sign(sid, 1))
+                                    + signer.sign(sid, 1, issued_at=issued),
+        preferences_url=lambda sid: "https://digest.news.example.com/preferences/"
+                                    + preferences.sign(sid, 1, issued_at=issued),
+        web_version_url=lambda sid: web.url(1, "full", sid, issued_at=issued),
+        message_id_key="bench-secret", issued_at=issued)
     return renderer, views, builder
 
 

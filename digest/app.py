@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 import jinja2
+from pydantic import BaseModel, SecretStr
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -23,6 +25,7 @@ from digest.config import Config, provider_settings
 from digest.db import make_engine, require_current, session_scope
 from digest.models import AppSetting
 from digest.scrub import Scrubber
+from digest.weblinks import WebVersionLinks
 from digest.transports.registry import PROVIDERS, TransportNeeds
 from subscribers.lists import MailingLists
 from subscribers.self_service import SelfService
@@ -31,7 +34,9 @@ from subscribers.suppressions import Suppressions
 from subscribers.tokens import PREFERENCES, TokenSigner
 
 if TYPE_CHECKING:
-    from digest.deliver import Deliverer, DeliveryQueue, ProgressListener
+    from digest.deliver import DeliveryQueue, ProgressListener
+    from digest.sending import Deliverer
+    from digest.dkim import DkimSigner
     from digest.ratelimit import RateLimiter
     from digest.reader_mail import ReaderMail
     from digest.render import Renderer
@@ -104,6 +109,16 @@ class App:
         token = self.unsubscribe_signer.sign(subscriber_id, list_id, issued_at=issued_at)
         return f"{self.config.web.base_url}/unsubscribe/{token}"
 
+    @cached_property
+    def web_version_links(self) -> WebVersionLinks:
+        return WebVersionLinks(self.secret_key, base_url=self.config.web.base_url,
+                               max_age_days=self.config.web.link_max_age_days)
+
+    def web_version_url(self, edition_id: int | None, key: str, subscriber_id: int,
+                        _list_id: int, issued_at: int | None) -> str:
+        return self.web_version_links.url(edition_id or 0, key, subscriber_id,
+                                          issued_at=issued_at)
+
     # -- readers' own pages (sign-up, confirmation, preferences) -------------------------
 
     @cached_property
@@ -170,8 +185,11 @@ class App:
         from digest.render import Renderer, SiteView
 
         site = self.config.site
-        return Renderer(self.templates, SiteView(site.name, site.url, site.signin_url),
-                        max_html_bytes=self.config.editions.max_html_bytes)
+        return Renderer(self.templates, SiteView(site.name, site.url, site.signin_url,
+                                                 site.postal_address, site.language),
+                        max_html_bytes=self.config.editions.max_html_bytes,
+                        greetings={slug: wording.greeting
+                                   for slug, wording in self.config.lists.items()})
 
     @cached_property
     def access(self) -> AccessRules:
@@ -179,7 +197,8 @@ class App:
 
         return AccessRules(dict(self.config.tiers),
                            frozenset(self.config.access.public_categories),
-                           self.config.site.signin_url)
+                           self.config.site.signin_url,
+                           teaser_label=self.config.access.teaser_label)
 
     def edition_messages(self) -> EditionMessages:
         """A fresh message factory: it caches each rendered variant for its lifetime."""
@@ -195,8 +214,28 @@ class App:
                 "list_id_domain": list_id_domain,
                 "unsubscribe_mailto": delivery.unsubscribe_mailto,
                 "greeting_fallback": self.config.editions.greeting_fallback,
+                "message_id_key": self.secret_key,
+                "dkim": self.dkim_signer,
             },
-            unsubscribe_url=self.unsubscribe_url, preferences_url=self.preferences_url)
+            unsubscribe_url=self.unsubscribe_url, preferences_url=self.preferences_url,
+            web_version_url=self.web_version_url)
+
+    @cached_property
+    def dkim_signer(self) -> DkimSigner | None:
+        """The [dkim] signer, or None when [dkim] domain is empty."""
+        from digest.dkim import DkimKey, DkimSigner
+
+        dkim = self.config.dkim
+        if not dkim.domain:
+            return None
+        pem = dkim.private_key.get_secret_value()
+        if pem:
+            key = DkimKey.load(dkim.domain, dkim.selector, pem.encode(),
+                               source="DIGEST_DKIM_PRIVATE_KEY")
+        else:
+            key = DkimKey.from_file(dkim.domain, dkim.selector,
+                                    self.config.resolve_path(dkim.private_key_file))
+        return DkimSigner(key)
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -223,11 +262,23 @@ class App:
 
     @cached_property
     def scrubber(self) -> Scrubber:
-        """Every configured secret, for error texts and, as a logging filter, every log line:
-        each provider's secret keys (from the registry) and the web secret key."""
-        found = [secret for name, provider in PROVIDERS.items()
-                 for secret in provider.secrets(provider_settings(self.config, name))]
-        return Scrubber([*found, ("secret key", self.config.web.secret_key.get_secret_value())])
+        """Every configured secret, for error texts and, as a logging filter and on the CLI's
+        output, every line printed: each secret key of every section (found by walking the
+        config, so that a secret added later is covered without a line here), the database
+        URL's password, and SMTP's AUTH PLAIN and LOGIN forms (base64 of ``\\0user\\0password``
+        and of ``user:password``)."""
+        found = [(key.replace("_", " "), value.get_secret_value())
+                 for name in type(self.config).model_fields
+                 if isinstance(section := getattr(self.config, name), BaseModel)
+                 for key in type(section).model_fields
+                 if isinstance(value := getattr(section, key), SecretStr)]
+        smtp = self.config.smtp
+        password = smtp.password.get_secret_value()
+        if smtp.username and password:
+            found += [("password", f"\0{smtp.username}\0{password}"),
+                      ("password", f"{smtp.username}:{password}")]
+        found.append(("database password", make_url(self.config.database_url).password or ""))
+        return Scrubber(found)
 
     def rate_limiter(self) -> RateLimiter | None:
         from digest.ratelimit import RateLimiter
@@ -240,13 +291,14 @@ class App:
     def deliverer(self, *, concurrency: int | None = None, worker_id: str | None = None,
                   progress: ProgressListener | None = None) -> Deliverer:
         """The delivery path `digest send` and `digest worker` share."""
-        from digest.deliver import Deliverer
+        from digest.sending import Deliverer
 
         delivery = self.config.delivery
         return Deliverer(self.delivery_queue(worker_id), self.transport,
                          self.edition_messages(), batch_size=delivery.batch_size,
                          concurrency=concurrency or delivery.concurrency,
-                         rate_limiter=self.rate_limiter(), progress=progress)
+                         rate_limiter=self.rate_limiter(), progress=progress,
+                         max_wait=delivery.max_wait_seconds)
 
     def delivery_queue(self, worker_id: str | None = None) -> DeliveryQueue:
         from digest.deliver import DeliveryQueue, RetryPolicy, default_worker_id

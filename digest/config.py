@@ -21,7 +21,9 @@ from typing import Any, Literal
 from pydantic import (ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator,
                       model_validator)
 
+from digest.config_checks import BareAddress, DatabaseUrl, LinkUrl, MailAddress
 from digest.errors import ConfigError
+from digest.mailconfig import DkimConfig, ListConfig, Tier, TierConfig
 from digest.transports.registry import PROVIDERS
 from digest.transports.settings import OneLine, Section
 
@@ -32,6 +34,7 @@ DEFAULT_CONFIG_NAME = "digest.toml"
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "DIGEST_DATABASE_URL": ("database", "url"),
     "DIGEST_SECRET_KEY": ("web", "secret_key"),
+    "DIGEST_DKIM_PRIVATE_KEY": ("dkim", "private_key"),
     "DIGEST_EDITOR_PASSWORD": ("web", "editor_password"),
     **{var: (provider.name, key) for provider in PROVIDERS.values()
        for var, key in provider.env.items()},
@@ -43,13 +46,27 @@ TransportName = Literal[tuple(PROVIDERS)]  # type: ignore[valid-type]
 
 
 class DatabaseConfig(Section):
-    url: str = "sqlite:///digest.db"
+    url: DatabaseUrl = "sqlite:///digest.db"
 
 
 class SiteConfig(Section):
     name: OneLine = "Example Newsroom"
-    url: str = "https://news.example.com"
-    signin_url: str = ""
+    url: LinkUrl = "https://news.example.com"
+    signin_url: LinkUrl = ""                 # may hold {url}: the story, URL-encoded
+    postal_address: OneLine = ""             # printed in every footer (CAN-SPAM)
+    language: str = "en-GB"                  # lang="…" and the date format (Babel)
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            Locale.parse(value.replace("-", "_"))
+        except (UnknownLocaleError, ValueError):
+            raise ValueError(f"unknown language {value!r}: use a tag such as \"en-GB\", "
+                             "\"fr\" or \"de-CH\"") from None
+        return value
 
 
 class SourceConfig(Section):
@@ -71,6 +88,7 @@ class CollectConfig(Section):
 class AccessConfig(Section):
     public_categories: list[str] = ["Free"]
     default_tier: str = ""
+    teaser_label: OneLine = "Clients only"   # shown above each teaser; "" shows none
 
 
 class EditionsConfig(Section):
@@ -78,17 +96,17 @@ class EditionsConfig(Section):
     max_posts: int = Field(default=40, gt=0)
     first_edition_lookback_days: int = Field(default=7, ge=0)
     max_html_bytes: int = Field(default=100_000, gt=10_000)
-    greeting_fallback: str = "there"
+    greeting_fallback: str = ""              # used as the name when a reader has none
 
 
 class DeliveryConfig(Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     transport: TransportName = "file"
-    from_: OneLine = Field(default="Example Digest <digest@news.example.com>", alias="from")
-    reply_to: OneLine = ""
+    from_: MailAddress = Field(default="Example Digest <digest@news.example.com>", alias="from")
+    reply_to: MailAddress = ""
     outbox: str = "outbox"
-    unsubscribe_mailto: OneLine = ""          # goes into List-Unsubscribe as it is
+    unsubscribe_mailto: BareAddress = ""      # goes into List-Unsubscribe as it is
     batch_size: int = Field(default=100, gt=0)
     concurrency: int = Field(default=4, gt=0, le=64)
     rate_per_second: float = Field(default=0, ge=0)
@@ -98,10 +116,11 @@ class DeliveryConfig(Section):
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     claim_timeout_seconds: float = Field(default=900.0, gt=0)
     uncertain: Literal["hold", "resend"] = "hold"
+    max_wait_seconds: float = Field(default=120.0, ge=0)   # a run waits out provider pauses
 
 
 class WebConfig(Section):
-    base_url: str = "https://digest.news.example.com"
+    base_url: LinkUrl = "https://digest.news.example.com"
     secret_key: SecretStr = SecretStr("")
     link_max_age_days: int = Field(default=365, gt=0)
     host: str = "127.0.0.1"                  # where `digest serve` listens
@@ -150,7 +169,7 @@ class ScheduleConfig(Section):
 
 
 class AlertsConfig(Section):
-    to: list[str] = []                                # admin addresses; empty: no alerts
+    to: list[MailAddress] = []                        # admin addresses; empty: no alerts
     source_failures: int = Field(default=3, gt=0)     # alert when a source fails this many in a row
 
 
@@ -177,8 +196,10 @@ class _Config(Section):
     sources: list[SourceConfig] = []
     collect: CollectConfig = CollectConfig()
     access: AccessConfig = AccessConfig()
-    tiers: dict[str, Literal["full", "teaser"]] = {"free": "teaser", "client": "full"}
+    tiers: dict[str, Tier] = {"free": TierConfig(access="teaser"),
+                              "client": TierConfig(access="full")}
     subscribers: SubscribersConfig = SubscribersConfig()
+    lists: dict[str, ListConfig] = {}
     editions: EditionsConfig = EditionsConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     bounces: BouncesConfig = BouncesConfig()
@@ -187,6 +208,7 @@ class _Config(Section):
     web: WebConfig = WebConfig()
     templates: TemplatesConfig = TemplatesConfig()
     logging: LoggingConfig = LoggingConfig()
+    dkim: DkimConfig = DkimConfig()
 
     # Where the file was read from; relative paths in it resolve against this folder.
     base_dir: Path = Path(".")
@@ -342,7 +364,7 @@ def _describe(exc: ValidationError, source: Path | str, text: str) -> str:
             suggestion = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(f"{at}: unknown key {where}{suggestion}")
         else:
-            problems.append(f"{at}: {where}: {error['msg']}")
+            problems.append(f"{at}: {where}: {error['msg'].removeprefix('Value error, ')}")
     return "invalid config: " + "; ".join(problems)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session
 
+from digest.db_errors import explain
 from digest.errors import DigestError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -88,8 +89,8 @@ def current_revision(engine: Engine) -> str | None:
                 return None
             return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except (OperationalError, ProgrammingError) as exc:
-        raise DigestError(f"cannot open the database: {exc.orig}",
-                          hint="check [database] url in the config") from exc
+        problem = explain(exc)
+        raise DigestError(problem.message, hint=problem.hint) from exc
 
 
 def head_revision() -> str | None:

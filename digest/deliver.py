@@ -1,21 +1,21 @@
 """Deliver: claim pending deliveries, personalise, hand them to a transport, record the outcome.
 
-A claim (worker id, time, attempt) is committed *before* the transport is called, and a sent
+A claim (holder, time, attempt) is committed *before* the transport is called, and a sent
 message is recorded with its provider id right after the server accepted it. So a worker that
-dies leaves claimed rows behind, which the next worker finds (after ``claim_timeout``) and marks
-``uncertain``: the message may or may not have reached the server. What happens to them then is
-the documented ``[delivery] uncertain`` policy: ``"hold"`` (the default: never resent, reported
-by `digest status`) or ``"resend"`` (back to pending; a subscriber may get it twice).
+dies leaves claimed rows behind, and only those: the next `send`, `run`, `worker` (and
+`digest status`, which only counts them) finds them at once when the holder was a process of
+this host that is gone (see :mod:`digest.holders`), otherwise after ``claim_timeout``, and
+marks them ``uncertain``: the message may or may not have reached the server. What happens to
+them then is the documented ``[delivery] uncertain`` policy: ``"hold"`` (the default: never
+resent, reported by `digest status`) or ``"resend"`` (back to pending; a subscriber may get it
+twice).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import os
 import random
-import socket
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,10 +27,9 @@ from sqlalchemy import (ColumnElement, Connection, Engine, and_, bindparam, func
 from sqlmodel import Session
 
 from digest.db import session_scope
-from digest.errors import TransportError
+from digest.holders import is_gone, process_of, this_process
 from digest.message import Recipient
 from digest.models import Delivery, DeliveryStatus, Edition
-from digest.ratelimit import RateLimiter
 from digest.timeutil import UTCDateTime, utcnow
 from digest.outbound import OutgoingMessage, Outcome, SendResult
 from subscribers.models import Subscriber, Subscription, Suppression
@@ -60,7 +59,8 @@ class Transport(Protocol):
 
 
 def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
+    """host:pid:process start time, so that claims of a process that is gone are known."""
+    return this_process()
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,12 @@ class RetryPolicy:
     max_seconds: float = 3600.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Capped exponential backoff with jitter; never sooner than the server asked."""
+        """Capped exponential backoff with jitter — or, when the server said how long to wait
+        (Retry-After, a rate-limit reset), exactly that: it knows, the base does not."""
+        if retry_after is not None:
+            return max(retry_after, 0.0)
         ceiling = min(self.max_seconds, self.base_seconds * (2 ** max(attempt - 1, 0)))
-        delay = random.uniform(ceiling / 2, ceiling)
-        return max(delay, retry_after or 0.0)
+        return random.uniform(ceiling / 2, ceiling)
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class DeliveryStats:
     failed: int = 0
     retried: int = 0
     uncertain: int = 0
+    recovered: int = 0            # claims of a stopped process, handled by the uncertain policy
     editions: set[int] = field(default_factory=set)
 
     def add(self, other: DeliveryStats) -> None:
@@ -105,6 +108,7 @@ class DeliveryStats:
         self.failed += other.failed
         self.retried += other.retried
         self.uncertain += other.uncertain
+        self.recovered += other.recovered
         self.editions |= other.editions
 
 
@@ -136,17 +140,30 @@ class DeliveryQueue:
         self.claim_timeout = claim_timeout
         self.uncertain_policy = uncertain_policy
         self.clock = clock
+        self.prefetched: list[Claimed] = []
 
     def for_thread(self, number: int) -> DeliveryQueue:
         """The same queue for one sending thread: its claims carry a worker id of their own."""
         twin = copy.copy(self)
         twin.worker_id = f"{self.worker_id}/{number}"
+        twin.prefetched = []
         return twin
 
     def _due(self, now: datetime, edition_ids: Sequence[int] | None,
              list_id: int | None) -> ColumnElement[bool]:
-        due = and_(Delivery.status == DeliveryStatus.PENDING,
-                   or_(Delivery.not_before.is_(None), Delivery.not_before <= now))
+        return and_(self._pending(edition_ids, list_id),
+                    or_(Delivery.not_before.is_(None), Delivery.not_before <= now))
+
+    def next_due(self, *, edition_ids: Sequence[int] | None = None,
+                 list_id: int | None = None) -> datetime | None:
+        """When the first pending delivery in scope that waits (a retry, a pause) is due."""
+        with Session(self.engine) as session:
+            return session.scalar(select(func.min(Delivery.not_before))
+                                  .where(self._pending(edition_ids, list_id)))
+
+    def _pending(self, edition_ids: Sequence[int] | None,
+                 list_id: int | None) -> ColumnElement[bool]:
+        due = Delivery.status == DeliveryStatus.PENDING
         if edition_ids is not None:
             due = and_(due, Delivery.edition_id.in_(list(edition_ids)))
         if list_id is not None:
@@ -167,49 +184,56 @@ class DeliveryQueue:
         PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim side by side.
         SQLite: the write transaction (BEGIN IMMEDIATE) makes the claim a single writer.
         """
+        with session_scope(self.engine) as session:
+            return self._claim(session, limit, edition_ids, list_id)
+
+    def _claim(self, session: Session, limit: int, edition_ids: Sequence[int] | None,
+               list_id: int | None) -> list[Claimed]:
         now = self.clock()
         candidates = (select(Delivery.id).where(self._due(now, edition_ids, list_id))
                       .order_by(Delivery.id).limit(limit).with_for_update(skip_locked=True))
-        with session_scope(self.engine) as session:
-            rows = session.execute(
-                update(Delivery).where(Delivery.id.in_(candidates.scalar_subquery()))
-                .values(status=DeliveryStatus.CLAIMED, claimed_by=self.worker_id,
-                        claimed_at=now, attempts=Delivery.attempts + 1)
-                .returning(Delivery.id, Delivery.edition_id, Delivery.subscriber_id,
-                           Delivery.attempts)
-                .execution_options(synchronize_session=False)).all()
-            if not rows:
-                return []
-            people = {row.id: row for row in session.execute(
-                select(Delivery.id, Subscriber.email, Subscriber.name, Subscriber.tier,
-                       Subscriber.topics, Subscription.status.label("subscription"),
-                       Suppression.reason.label("suppressed"))
-                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                .join(Edition, Edition.id == Delivery.edition_id)
-                .join(Subscription, and_(Subscription.subscriber_id == Subscriber.id,
-                                         Subscription.list_id == Edition.list_id), isouter=True)
-                .join(Suppression, Suppression.email_key == Subscriber.email_key, isouter=True)
-                # The rows just claimed, found by claim rather than by a list of 500 ids.
-                .where(Delivery.claimed_by == self.worker_id, Delivery.claimed_at == now,
-                       Delivery.status == DeliveryStatus.CLAIMED))}
-            claimed, skipped = [], []
-            for row in rows:
-                person = people.get(row.id)
-                if person is None or person.subscription != "active" or person.suppressed:
-                    skipped.append({"b_id": row.id, "b_error": _skip_reason(person)})
-                    continue
-                claimed.append(Claimed(row.id, row.edition_id, row.subscriber_id, person.email,
-                                       person.name, person.tier, row.attempts, person.topics))
-            if skipped:
-                # They left (or their address was suppressed) after the edition was enqueued.
-                session.connection().execute(
-                    update(Delivery).where(Delivery.id == bindparam("b_id"))
-                    .values(status=DeliveryStatus.SKIPPED, last_error=bindparam("b_error")),
-                    skipped)
+        rows = session.execute(
+            update(Delivery).where(Delivery.id.in_(candidates.scalar_subquery()))
+            .values(status=DeliveryStatus.CLAIMED, claimed_by=self.worker_id,
+                    claimed_at=now, attempts=Delivery.attempts + 1)
+            .returning(Delivery.id, Delivery.edition_id, Delivery.subscriber_id,
+                       Delivery.attempts)
+            .execution_options(synchronize_session=False)).all()
+        if not rows:
+            return []
+        people = {row.id: row for row in session.execute(
+            select(Delivery.id, Subscriber.email, Subscriber.name, Subscriber.tier,
+                   Subscriber.topics, Subscription.status.label("subscription"),
+                   Suppression.reason.label("suppressed"))
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .join(Edition, Edition.id == Delivery.edition_id)
+            .join(Subscription, and_(Subscription.subscriber_id == Subscriber.id,
+                                     Subscription.list_id == Edition.list_id), isouter=True)
+            .join(Suppression, Suppression.email_key == Subscriber.email_key, isouter=True)
+            # The rows just claimed, found by claim rather than by a list of 500 ids.
+            .where(Delivery.claimed_by == self.worker_id, Delivery.claimed_at == now,
+                   Delivery.status == DeliveryStatus.CLAIMED))}
+        claimed, skipped = [], []
+        for row in rows:
+            person = people.get(row.id)
+            if person is None or person.subscription != "active" or person.suppressed:
+                skipped.append({"b_id": row.id, "b_error": _skip_reason(person)})
+                continue
+            claimed.append(Claimed(row.id, row.edition_id, row.subscriber_id, person.email,
+                                   person.name, person.tier, row.attempts, person.topics))
+        if skipped:
+            # They left (or their address was suppressed) after the edition was enqueued.
+            session.connection().execute(
+                update(Delivery).where(Delivery.id == bindparam("b_id"))
+                .values(status=DeliveryStatus.SKIPPED, last_error=bindparam("b_error")),
+                skipped)
         return sorted(claimed, key=lambda c: c.delivery_id)
 
-    def record(self, claimed: Sequence[Claimed], results: Iterable[SendResult]) -> DeliveryStats:
-        """Write each result; a retry past ``max_attempts`` becomes a failure."""
+    def record(self, claimed: Sequence[Claimed], results: Iterable[SendResult], *,
+               refill: tuple[int, dict] | None = None) -> DeliveryStats:
+        """Write each result; a retry past ``max_attempts`` becomes a failure. With ``refill``
+        (limit, scope), the next group is claimed in the same transaction — one commit per
+        group instead of two — and kept in :attr:`prefetched` for :meth:`take_prefetched`."""
         by_id = {c.delivery_id: c for c in claimed}
         now = self.clock()
         stats = DeliveryStats()
@@ -258,6 +282,10 @@ class DeliveryQueue:
                           else DeliveryStatus.UNCERTAIN)
                 connection.execute(update(Delivery).where(mine).values(
                     status=status, last_error=bindparam("b_error")), uncertain)
+            if refill is not None:
+                limit, scope = refill
+                self.prefetched = self._claim(session, limit, scope.get("edition_ids"),
+                                              scope.get("list_id"))
         if bounced and self.suppressions is not None:
             # The server said the mailbox does not exist: never mail it again, on any list.
             self.suppressions.record(hard_bounces_from_deliveries(self.provider, bounced))
@@ -284,35 +312,64 @@ class DeliveryQueue:
         connection.exec_driver_sql(
             f"UPDATE delivery SET provider_message_id = {marker} WHERE id = {marker}", sent)
 
-    def release(self, claimed: Sequence[Claimed], error: str) -> None:
-        """Give claims back untouched (the attempt does not count): nothing was handed over."""
+    def take_prefetched(self) -> list[Claimed]:
+        """The group claimed by the last ``record(refill=...)``, handed over once."""
+        claimed, self.prefetched = self.prefetched, []
+        return claimed
+
+    def release(self, claimed: Sequence[Claimed], error: str, *,
+                after: float | None = None) -> None:
+        """Give claims back untouched (the attempt does not count): nothing was handed over.
+        ``after``: not due again for that many seconds (a pause the provider asked for)."""
         if not claimed:
             return
+        values: dict = {"status": DeliveryStatus.PENDING, "attempts": Delivery.attempts - 1,
+                        "claimed_by": "", "last_error": error[:1000]}
+        if after is not None:
+            values["not_before"] = self.clock() + timedelta(seconds=after)
         with session_scope(self.engine) as session:
             session.connection().execute(
                 update(Delivery).where(Delivery.id == bindparam("b_id"),
                                        Delivery.claimed_by == self.worker_id,
                                        Delivery.status == DeliveryStatus.CLAIMED)
-                .values(status=DeliveryStatus.PENDING, attempts=Delivery.attempts - 1,
-                        claimed_by="", last_error=error[:1000]),
-                [{"b_id": c.delivery_id} for c in claimed])
+                .values(**values), [{"b_id": c.delivery_id} for c in claimed])
+
+    def _gone_holders(self, session: Session) -> list[str]:
+        holders = session.scalars(select(Delivery.claimed_by).distinct()
+                                  .where(Delivery.status == DeliveryStatus.CLAIMED)).all()
+        return [holder for holder in holders if holder and is_gone(holder)]
+
+    def count_orphaned(self) -> int:
+        """Claims held by a process of this host that is gone, or older than the timeout:
+        what the next send or worker hands to the uncertain policy. Changes nothing."""
+        with Session(self.engine) as session:
+            return session.scalar(select(func.count()).select_from(Delivery)
+                                  .where(self._orphaned(session))) or 0
+
+    def _orphaned(self, session: Session) -> ColumnElement[bool]:
+        cutoff = self.clock() - self.claim_timeout
+        return and_(Delivery.status == DeliveryStatus.CLAIMED,
+                    or_(Delivery.claimed_at < cutoff,
+                        Delivery.claimed_by.in_(self._gone_holders(session))))
 
     def recover_stale(self) -> int:
-        """Claims older than ``claim_timeout`` belong to a worker that died: mark them uncertain
-        (or, under the ``resend`` policy, make them pending again). Returns how many."""
-        cutoff = self.clock() - self.claim_timeout
-        stale = and_(Delivery.status == DeliveryStatus.CLAIMED, Delivery.claimed_at < cutoff)
+        """Claims of a worker that died — its process is gone from this host, or the claim is
+        older than ``claim_timeout`` — are marked uncertain (or, under the ``resend`` policy,
+        made pending again). Returns how many."""
         with session_scope(self.engine) as session:
             if self.uncertain_policy == "resend":
                 values = {"status": DeliveryStatus.PENDING, "not_before": None,
+                          "claimed_by": "",
                           "last_error": "its worker stopped mid-send; resent by policy"}
             else:
                 values = {"status": DeliveryStatus.UNCERTAIN,
                           "last_error": "its worker stopped mid-send; may or may not have "
                                         "been delivered"}
-            count = session.execute(update(Delivery).where(stale).values(**values)).rowcount
+            count = session.execute(update(Delivery).where(self._orphaned(session))
+                                    .values(**values)).rowcount
         if count:
-            log.warning("recover stale_claims=%d policy=%s", count, self.uncertain_policy)
+            log.warning("recover stale_claims=%d policy=%s holder=%s", count,
+                        self.uncertain_policy, process_of(self.worker_id))
         return count
 
 
@@ -330,112 +387,3 @@ def _skip_reason(person: object | None) -> str:
     if getattr(person, "suppressed", None):
         return f"skipped: address suppressed ({person.suppressed})"  # type: ignore[attr-defined]
     return "skipped: unsubscribed before it was sent"
-
-
-class Deliverer:
-    """Drains the queue with ``concurrency`` sending threads, each with a transport of its own
-    (for SMTP, a pool of persistent connections), sharing one rate limiter."""
-
-    def __init__(self, queue: DeliveryQueue, transports: Callable[[], Transport],
-                 make_message: MessageFactory, *, batch_size: int = 100, concurrency: int = 1,
-                 rate_limiter: RateLimiter | None = None,
-                 progress: ProgressListener | None = None) -> None:
-        self.queue = queue
-        self.transports = transports
-        self.make_message = make_message
-        self.batch_size = max(1, batch_size)
-        self.concurrency = max(1, concurrency)
-        self.rate_limiter = rate_limiter
-        self.progress = progress
-        self._lock = threading.Lock()
-
-    def run(self, *, edition_ids: Sequence[int] | None = None, list_id: int | None = None,
-            stop: threading.Event | None = None) -> DeliveryStats:
-        """Send until nothing due is left or ``stop`` is set; return the totals.
-
-        A batch in flight is always finished and recorded before returning."""
-        stop = stop or threading.Event()
-        scope = {"edition_ids": edition_ids, "list_id": list_id}
-        total = DeliveryStats()
-        errors: list[BaseException] = []
-        self.queue.recover_stale()
-        if self.progress:
-            self.progress.started(self.queue.count_due(**scope))
-        threads = [threading.Thread(target=self._drain, name=f"sender-{n}",
-                                    args=(n, scope, stop, total, errors))
-                   for n in range(self.concurrency)]
-        if len(threads) == 1:
-            threads[0].run()              # no thread needed; keeps tracebacks simple
-        else:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        if errors:
-            raise errors[0]
-        return total
-
-    def _drain(self, number: int, scope: dict, stop: threading.Event, total: DeliveryStats,
-               errors: list[BaseException]) -> None:
-        queue = self.queue if self.concurrency == 1 else self.queue.for_thread(number)
-        try:
-            transport = self.transports()
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
-            return
-        size = min(self.batch_size, transport.max_batch)
-        if self.rate_limiter is not None and self.rate_limiter.max_burst is not None:
-            size = min(size, self.rate_limiter.max_burst)
-        try:
-            while not stop.is_set():
-                claimed = queue.claim(size, **scope)
-                if not claimed:
-                    break
-                if self.rate_limiter is not None:
-                    self.rate_limiter.acquire(len(claimed))
-                stats = self.send_batch(queue, transport, claimed)
-                with self._lock:
-                    total.add(stats)
-                    if self.progress:
-                        self.progress.advanced(stats)
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
-        finally:
-            try:
-                transport.close()
-            except Exception as exc:  # what was sent is recorded; say what could not close
-                log.error("transport close failed: %s", exc)
-                errors.append(exc)
-
-    def send_batch(self, queue: DeliveryQueue, transport: Transport,
-                   claimed: Sequence[Claimed]) -> DeliveryStats:
-        messages: list[OutgoingMessage] = []
-        results: list[SendResult] = []
-        for item in claimed:
-            try:
-                messages.append(self.make_message(item))
-            except Exception as exc:  # a broken row must not stop the batch
-                log.exception("build delivery=%d failed", item.delivery_id)
-                results.append(SendResult(item.delivery_id, Outcome.FAILED,
-                                          error=f"could not build the message: {exc}"))
-        try:
-            results.extend(transport.send(messages) if messages else [])
-        except TransportError as exc:
-            if not exc.retry:
-                done = {r.delivery_id for r in results}
-                queue.release([c for c in claimed if c.delivery_id not in done], str(exc))
-                queue.record(claimed, results)
-                raise
-            # A request that may have been processed is uncertain, like a lost SMTP reply:
-            # the uncertain policy decides whether it is sent again.
-            outcome = Outcome.UNCERTAIN if exc.maybe_sent else Outcome.RETRY
-            done = {r.delivery_id for r in results}
-            results.extend(SendResult(m.delivery_id, outcome, error=str(exc),
-                                      retry_after=exc.retry_after)
-                           for m in messages if m.delivery_id not in done)
-        stats = queue.record(claimed, results)
-        log.debug("batch worker=%s sent=%d retried=%d failed=%d", queue.worker_id,
-                  stats.sent, stats.retried, stats.failed)
-        return stats

@@ -50,7 +50,9 @@ class TransportError(DigestError):
     Per-message outcomes are :class:`digest.outbound.SendResult` values, not exceptions.
     ``retry`` says whether trying again later can help; ``maybe_sent`` that the request may
     have been processed although no answer came (a read timeout), so that sending again could
-    deliver twice.
+    deliver twice. ``retry=False`` is a failure on the sender's side (credentials, our ``from``,
+    the account): the run stops and its claims go back to pending. ``handed_over`` holds the
+    results (``SendResult``) of messages of the batch handed over before it, to be recorded.
     """
 
     def __init__(self, message: str, *, retry: bool, hint: str | None = None,
@@ -59,3 +61,4 @@ class TransportError(DigestError):
         self.retry = retry
         self.retry_after = retry_after
         self.maybe_sent = maybe_sent
+        self.handed_over: list = []

@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import binascii
 import email.quoprimime
+import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -25,6 +27,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 from datetime import UTC, datetime
 
+from digest.dkim import DkimSigner
 from digest.errors import ConfigError, InputError
 from digest.outbound import OutgoingMessage, SplitTemplate
 from digest.render import RenderedVariant, personal_values
@@ -73,8 +76,13 @@ def _address_header(name: str, address: str) -> str:
     if not name:
         return address
     if name.isascii() and not _needs_own_encoding(name):
-        if _PLAIN_PHRASE.fullmatch(name) and name.strip() == name:
+        if _PLAIN_PHRASE.fullmatch(name) and name.strip() == name and "  " not in name:
             return f"{name} <{address}>"
+        if "  " in name:
+            # Runs of spaces collapse in an unquoted phrase, and formataddr quotes only for
+            # specials: quote it here so that "Ann  Lee" reads back as written.
+            quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+            return f'"{quoted}" <{address}>'
         return formataddr((name, address))
     encoded = name.encode("utf-8")
     if len(encoded) <= 45 and len(address) < 60:
@@ -86,6 +94,17 @@ def _address_header(name: str, address: str) -> str:
     words = _encoded_words(name, "To")
     fold = "\r\n" if len(words.rsplit("\r\n", 1)[-1]) + len(address) > 70 else ""
     return f"{words}{fold} <{address}>"
+
+
+def _message_id_tag(key: str, edition_id: int, issued_at: int | None) -> str:
+    """The part of the Message-ID that makes it unique beyond this database: keyed by the
+    deployment's secret and the edition's creation time, so a retry (even from another process)
+    repeats it, while a reset database or another deployment on the same domain, whose edition
+    and subscriber numbers start again, never does. Without a key or a time: random."""
+    if not key or issued_at is None:
+        return secrets.token_hex(8)
+    return hmac.new(key.encode(), f"{edition_id}.{issued_at}".encode(),
+                    hashlib.sha256).hexdigest()[:16]
 
 
 def _qp_literal(text: str) -> bytes:
@@ -101,9 +120,12 @@ def _qp_value(value: str) -> bytes:
     """Encode a short per-subscriber value: C-speed paths for the common values."""
     if not value:
         return b""
-    if value.isascii() and value.isprintable() and "=" not in value and value[-1] != " ":
-        # Printable ASCII is its own quoted-printable encoding; only long lines need breaks.
+    if value.isascii() and value.isprintable() and value[-1] != " ":
+        # Printable ASCII is its own quoted-printable encoding but for "=" (a link's query,
+        # an <a href="…">); only long lines need breaks.
         data = value.encode("ascii")
+        if "=" in value:
+            return _qp_lines(data.replace(b"=", b"=3D"))
         if len(data) < QP_LINE:
             return data + SOFT_BREAK
         step = QP_LINE - 1
@@ -114,6 +136,20 @@ def _qp_value(value: str) -> bytes:
     if len(encoded) < QP_LINE and b"\n" not in encoded:
         return encoded + SOFT_BREAK
     return _qp_literal(value.replace("\n", " "))
+
+
+def _qp_lines(data: bytes) -> bytes:
+    """Encoded ASCII cut into soft-broken lines, never inside an "=XX" escape."""
+    step, pieces, start = QP_LINE - 1, [], 0
+    while start < len(data):
+        end = start + step
+        if end < len(data):
+            escape = data.rfind(b"=", end - 2, end)
+            if escape != -1:
+                end = escape
+        pieces.append(data[start:end] + SOFT_BREAK)
+        start = end
+    return b"".join(pieces)
 
 
 @dataclass(frozen=True)
@@ -132,8 +168,11 @@ class MessageBuilder:
     def __init__(self, *, variant: RenderedVariant, sender: str, list_name: str,
                  list_id_domain: str, list_slug: str, edition_id: int,
                  unsubscribe_url: Callable[[int], str], unsubscribe_mailto: str = "",
-                 reply_to: str = "", greeting_fallback: str = "there", tag: str = "",
-                 preferences_url: Callable[[int], str] | None = None) -> None:
+                 reply_to: str = "", greeting_fallback: str = "", tag: str = "",
+                 preferences_url: Callable[[int], str] | None = None,
+                 web_version_url: Callable[[int], str] | None = None,
+                 message_id_key: str = "", issued_at: int | None = None,
+                 dkim: DkimSigner | None = None) -> None:
         display, address = parseaddr(sender)
         if "@" not in address:
             raise ConfigError(f"[delivery] from = {sender!r} has no valid address",
@@ -146,7 +185,14 @@ class MessageBuilder:
         self._unsubscribe_url = unsubscribe_url
         # Signed only when the variant's templates link it (a link costs a signature).
         uses = set(variant.html.fields) | set(variant.text.fields)
-        self._preferences_url = preferences_url if "preferences_url" in uses else None
+        self._preferences_url = (preferences_url if uses & {"preferences_url",
+                                                          "preferences_link"} else None)
+        self._dkim = dkim
+        self._web_version_url = web_version_url
+        self._id_tag = _message_id_tag(message_id_key, edition_id, issued_at)
+        # Feedback-ID (Gmail's feedback loop): campaign:list:type:sender, each without colons.
+        self.feedback_id = ":".join(part.replace(":", "-") for part in (
+            str(edition_id), list_slug, "digest", self.domain))
         self._unsubscribe_mailto = unsubscribe_mailto
         self._greeting_fallback = greeting_fallback
         self.from_header = formataddr((one_line(display), address), charset="utf-8")
@@ -197,7 +243,9 @@ class MessageBuilder:
                                   f"{exc}", hint='write it as "Name <address@example.com>"'
                                   ) from None
         subject = one_line(self.variant.subject)
-        if _needs_own_encoding(subject):
+        # Non-ASCII too: when the email package folds a long non-ASCII subject it may put a
+        # space of the text between two encoded words, where readers drop it (RFC 2047 6.2).
+        if _needs_own_encoding(subject) or not subject.isascii():
             own.append(f"Subject: {_encoded_words(subject, 'Subject')}")
         else:
             head["Subject"] = subject
@@ -207,6 +255,10 @@ class MessageBuilder:
         else:
             head["List-Id"] = self.list_id
         head["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        head["Feedback-ID"] = self.feedback_id
+        # Auto-Submitted, not Precedence: bulk (non-standard, and scored by some filters):
+        # RFC 3834 asks vacation responders and other auto-repliers not to answer it.
+        head["Auto-Submitted"] = "auto-generated"
         head["MIME-Version"] = "1.0"
         # Content-Type is written by hand: on an empty EmailMessage a multipart type would
         # make the email package write an empty body with the boundary.
@@ -216,10 +268,13 @@ class MessageBuilder:
     def headers_for(self, recipient: Recipient, unsubscribe_url: str) -> dict[str, str]:
         unsubscribe = f"<{unsubscribe_url}{self._unsubscribe_tail}"
         headers = {
-            "Message-ID": f"<digest.{self.edition_id}.{recipient.subscriber_id}@{self.domain}>",
+            "Message-ID": (f"<digest.{self.edition_id}.{recipient.subscriber_id}."
+                           f"{self._id_tag}@{self.domain}>"),
             "List-Id": self.list_id,
             "List-Unsubscribe": unsubscribe,
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "Feedback-ID": self.feedback_id,
+            "Auto-Submitted": "auto-generated",
         }
         if self.reply_to:
             headers["Reply-To"] = self.reply_to
@@ -229,19 +284,21 @@ class MessageBuilder:
         if "\r" in recipient.email or "\n" in recipient.email:
             raise InputError(f"address {recipient.email!r} contains a line break")
         name = recipient.name if recipient.name.isprintable() else one_line(recipient.name)
-        unsubscribe_url = self._unsubscribe_url(recipient.subscriber_id)
-        preferences_url = (self._preferences_url(recipient.subscriber_id)
-                           if self._preferences_url is not None else "")
-        escaped, raw_values = personal_values(name=name, email=recipient.email,
-                                              unsubscribe_url=unsubscribe_url,
-                                              greeting_fallback=self._greeting_fallback,
-                                              preferences_url=preferences_url)
+        subscriber_id = recipient.subscriber_id
+        unsubscribe_url = self._unsubscribe_url(subscriber_id)
+        escaped, raw_values = personal_values(
+            name=name, email=recipient.email, unsubscribe_url=unsubscribe_url,
+            greeting_fallback=self._greeting_fallback,
+            preferences_url=self._preferences_url(subscriber_id) if self._preferences_url else "",
+            web_version_url=self._web_version_url(subscriber_id) if self._web_version_url else "",
+            variant=self.variant)
         headers = self.headers_for(recipient, unsubscribe_url)
         to_header = _address_header(name, recipient.email)
         variant = self.variant
 
         def build_raw() -> bytes:
-            return self._raw(to_header, headers, escaped, raw_values)
+            raw = self._raw(to_header, headers, escaped, raw_values)
+            return raw if self._dkim is None else self._dkim.sign(raw)
 
         return OutgoingMessage(
             delivery_id=recipient.delivery_id,

@@ -1,5 +1,5 @@
-"""Rate limits that providers impose (messages per second, per hour), shared by the sending
-threads of one process.
+"""Rate limits that providers impose (messages per second, per hour), and the account-wide
+pauses they ask for (429 with Retry-After), shared by the sending threads of one process.
 
 A token bucket per limit: a burst up to the limit, then a steady rate. ``acquire(n)`` blocks
 until n messages may go. Hand-written because it is twenty lines and needs to be thread-safe
@@ -75,3 +75,29 @@ class RateLimiter:
             self._sleep(wait)
             waited += wait
         return waited
+
+
+class ProviderPause:
+    """A pause the provider asked for: a 429 (or a 5xx) with Retry-After or a reset header
+    throttles the whole account, so every sending thread waits it out, not only the one that
+    got the answer. Pauses only ever lengthen: a shorter one never ends a longer one early."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until = 0.0
+        self._lock = threading.Lock()
+        self.seen = False                     # a pause was asked for since this was made
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, self._clock() + max(seconds, 0.0))
+            self.seen = True
+
+    def remaining(self) -> float:
+        with self._lock:
+            return max(0.0, self._until - self._clock())
+
+    def wait(self, stop: threading.Event) -> None:
+        """Block until the pause is over or ``stop`` is set."""
+        while (left := self.remaining()) > 0 and not stop.is_set():
+            stop.wait(left)

@@ -8,6 +8,7 @@ Jinja2, no premailer per subscriber.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import re
@@ -17,13 +18,18 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
+import jinja2.runtime
+from babel import Locale
+from babel.dates import format_date
 import lxml.html
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 from premailer import Premailer
 
+from digest.bodyfit import fit_body
 from digest.outbound import SplitTemplate
 
 log = logging.getLogger(__name__)
@@ -32,10 +38,12 @@ FULL = "full"
 TEASER = "teaser"
 # The per-subscriber values a template may use, as ``subscriber.<name>`` / ``links.<name>``.
 SUBSCRIBER_FIELDS = ("name", "first_name", "email")
-# preferences_url: the reader's preferences page (lists, topics, pause), signed per reader
-# only when a template uses it.
-LINK_FIELDS = ("unsubscribe_url", "preferences_url")
-PERSONAL_FIELDS = SUBSCRIBER_FIELDS + LINK_FIELDS
+LINK_FIELDS = ("unsubscribe_url", "preferences_url", "web_version_url")
+# Per-reader pieces (``pieces.<name>``): a partial rendered once per variant around a reader's
+# value, and once without it; each reader gets one of the two. name -> the value it wraps.
+SLOTS = {"greeting": "first_name", "preferences_link": "preferences_url"}
+PERSONAL_FIELDS = SUBSCRIBER_FIELDS + LINK_FIELDS + tuple(SLOTS)
+SLOT_VALUE = "__digest_slot_value__"
 TEASER_WORDS = 60
 
 
@@ -65,10 +73,18 @@ def make_environment(override_dir: Path | None = None) -> jinja2.Environment:
     return env
 
 
-def _long_date(value: date | datetime | None) -> str:
+@jinja2.pass_context
+def _long_date(context: jinja2.runtime.Context, value: date | datetime | None) -> str:
+    """The date written out in the site's language ([site] language), by Babel's CLDR data."""
     if value is None:
         return ""
-    return f"{value.day} {value:%B %Y}"
+    site = context.get("site")
+    return format_date(value, format="long", locale=_locale(getattr(site, "language", "")))
+
+
+@functools.lru_cache(maxsize=32)
+def _locale(language: str) -> Locale:
+    return Locale.parse((language or "en-GB").replace("-", "_"))
 
 
 @dataclass(frozen=True)
@@ -84,8 +100,10 @@ class PostView:
     body_html: str
     teaser_html: str
     mode: str                       # FULL or TEASER
-    read_more_url: str
+    read_more_url: str              # a teaser's button: sign-in (or the tier's own) page
     shortened: bool = False         # a full story cut to a teaser to keep the mail small
+    cta: str = ""                   # the button's words; "" = the template's default
+    label: str = ""                 # shown above a teaser, e.g. "Clients only"
 
     @property
     def body_text(self) -> str:
@@ -106,6 +124,20 @@ class SiteView:
     name: str
     url: str
     signin_url: str
+    postal_address: str = ""        # printed in the footer when set (CAN-SPAM)
+    language: str = "en-GB"         # lang="…" and the date format (a BCP 47 tag)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One per-reader piece of a variant: ``filled`` holds :data:`SLOT_VALUE` where the reader's
+    value goes; ``empty`` is the piece for a reader without one (no name, no preferences link)."""
+
+    filled: str
+    empty: str
+
+    def fill(self, value: str) -> str:
+        return self.filled.replace(SLOT_VALUE, value) if value else self.empty
 
 
 @dataclass(frozen=True)
@@ -119,6 +151,10 @@ class RenderedVariant:
     shortened: int = 0
     omitted: int = 0
     html_bytes: int = 0
+    html_slots: dict[str, Slot] = field(default_factory=dict)
+    text_slots: dict[str, Slot] = field(default_factory=dict)
+    # Where "View in your browser" leads a reader without a web-version link of their own.
+    fallback_web_url: str = ""
 
 
 @dataclass
@@ -128,6 +164,7 @@ class Renderer:
     env: jinja2.Environment
     site: SiteView
     max_html_bytes: int = 100_000
+    greetings: dict[str, str] = field(default_factory=dict)     # list slug -> "Good evening"
     _marker_nonce: str = field(default_factory=lambda: secrets.token_hex(6))
 
     def render(self, key: str, edition: EditionView, posts: Sequence[PostView],
@@ -150,7 +187,22 @@ class Renderer:
             shortened=sum(p.shortened for p in posts),
             omitted=omitted,
             html_bytes=size,
+            fallback_web_url=web_version_url or self.site.url,
+            html_slots=self._slots(edition, posts, "html"),
+            text_slots=self._slots(edition, posts, "txt"),
         )
+
+    def _slots(self, edition: EditionView, posts: Sequence[PostView], kind: str
+               ) -> dict[str, Slot]:
+        """Each per-reader piece, rendered with a reader's value and without one."""
+        context = self._context(edition, posts, "", 0)
+        slots = {}
+        for name in SLOTS:
+            template = self.env.get_template(f"email/partials/{name}.{kind}.j2")
+            filled, empty = (template.render({**context, "value": value}).strip()
+                             for value in (SLOT_VALUE, ""))
+            slots[name] = Slot(filled, empty)
+        return slots
 
     def _fit(self, edition: EditionView, posts: list[PostView], web_version_url: str
              ) -> tuple[list[PostView], str, int, int]:
@@ -193,15 +245,20 @@ class Renderer:
             "shortened": sum(p.shortened for p in posts),
             "omitted": omitted,
             "web_version_url": web_version_url,
+            "greeting": self.greetings.get(edition.list_slug, ""),
             "subscriber": {name: self._marker(name) for name in SUBSCRIBER_FIELDS},
             "links": {name: self._marker(name) for name in LINK_FIELDS},
+            "pieces": {name: self._marker(name) for name in SLOTS},
         }
 
     def _render_html(self, edition: EditionView, posts: Sequence[PostView],
                      web_version_url: str, omitted: int = 0) -> tuple[str, int]:
         template = self.env.get_template("email/digest.html.j2")
         raw = template.render(self._context(edition, posts, web_version_url, omitted))
+        # No height attributes from CSS: premailer would write an image's "height: auto" as
+        # height="auto", which Outlook reads as a fixed height.
         inlined = Premailer(raw, keep_style_tags=False, remove_classes=False,
+                            disable_basic_attributes=["height"],
                             strip_important=False, disable_validation=True,
                             cssutils_logging_level=logging.CRITICAL,
                             allow_network=False, allow_loading_external_files=False).transform()
@@ -224,26 +281,52 @@ class Renderer:
 
 
 def personal_values(*, name: str, email: str, unsubscribe_url: str,
-                    greeting_fallback: str, preferences_url: str = ""
+                    greeting_fallback: str = "", preferences_url: str = "",
+                    web_version_url: str = "", variant: RenderedVariant | None = None
                     ) -> tuple[dict[str, str], dict[str, str]]:
-    """The values of the personal fields, escaped for the HTML part and raw for the text part
-    (the same dict when nothing needs escaping, as for most subscribers)."""
+    """The values of the personal fields, escaped for the HTML part and raw for the text part.
+    The per-reader pieces come from ``variant`` (empty without one)."""
     words = name.split(None, 1)
+    if not web_version_url and variant is not None:
+        web_version_url = variant.fallback_web_url
     raw = {"name": name or greeting_fallback, "first_name": words[0] if words
            else greeting_fallback, "email": email, "unsubscribe_url": unsubscribe_url,
-           "preferences_url": preferences_url}
-    if not _HTML_SPECIAL.search(f"{name}{email}{unsubscribe_url}{greeting_fallback}"
-                                f"{preferences_url}"):
-        return raw, raw
-    return {key: html.escape(value, quote=True) if _HTML_SPECIAL.search(value) else value
-            for key, value in raw.items()}, raw
+           "preferences_url": preferences_url, "web_version_url": web_version_url}
+    if _HTML_SPECIAL.search(f"{name}{email}{unsubscribe_url}{greeting_fallback}"
+                            f"{preferences_url}{web_version_url}"):
+        escaped = {key: html.escape(value, quote=True) if _HTML_SPECIAL.search(value) else value
+                   for key, value in raw.items()}
+    else:
+        escaped = dict(raw)
+    for slot, value_field in SLOTS.items():
+        if variant is None or slot not in variant.html_slots:
+            escaped[slot] = raw[slot] = ""
+        else:
+            escaped[slot] = variant.html_slots[slot].fill(escaped[value_field])
+            raw[slot] = variant.text_slots[slot].fill(raw[value_field])
+    return escaped, raw
 
 
 _HTML_SPECIAL = re.compile(r"[&<>\"']")
 
 
-def post_view(post: Any, *, mode: str, signin_url: str) -> PostView:
-    """The view of a Post row in one mode; ``signin_url`` is where a teaser sends readers."""
+@dataclass(frozen=True)
+class Call:
+    """Where a teaser sends its reader: the button's words and URL (which may hold ``{url}``,
+    replaced by the story's URL, encoded), and the label shown above the teaser."""
+
+    cta: str = ""
+    url: str = ""
+    label: str = ""
+
+    def url_for(self, story_url: str) -> str:
+        if not self.url:
+            return story_url
+        return self.url.replace("{url}", quote(story_url, safe=""))
+
+
+def post_view(post: Any, *, mode: str, call: Call = Call()) -> PostView:
+    """The view of a Post row in one mode; ``call`` is where a teaser's button leads."""
     return PostView(
         id=post.id,
         title=post.title,
@@ -251,10 +334,13 @@ def post_view(post: Any, *, mode: str, signin_url: str) -> PostView:
         author=post.author,
         published_at=post.published_at,
         categories=tuple(post.categories or ()),
-        body_html=post.body_html,
-        teaser_html=first_paragraph(post.body_html) or post.summary,
+        # Bodies stored before images were fitted at collect time are fitted here too.
+        body_html=fit_body(post.body_html, alt=post.title),
+        teaser_html=fit_body(first_paragraph(post.body_html) or post.summary, alt=post.title),
         mode=mode,
-        read_more_url=(post.url or signin_url) if mode == FULL else (signin_url or post.url),
+        read_more_url=post.url if mode == FULL else call.url_for(post.url),
+        cta=call.cta,
+        label=call.label if mode == TEASER else "",
     )
 
 

@@ -1,4 +1,7 @@
-"""Make third-party HTML safe to put in a mail: a real sanitiser, absolute links, text titles."""
+"""Make third-party HTML safe to put in a mail: a real sanitiser, absolute links, text titles.
+
+No ``<a>`` without an ``href`` leaves :func:`clean_html`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import re
 from urllib.parse import urljoin, urlsplit
 
 import nh3
+
+from digest.bodyfit import fit_body
 
 # Schemes a link or image may keep; everything else (javascript:, data:, vbscript:) is dropped.
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -62,7 +67,7 @@ def clean_html(fragment: str, base_url: str = "") -> str:
             return safe_url(value, base_url) or None
         return value
 
-    return nh3.clean(
+    cleaned = nh3.clean(
         drop_unsafe_characters(fragment),
         tags=set(ALLOWED_TAGS),
         attributes=ALLOWED_ATTRIBUTES,
@@ -71,6 +76,8 @@ def clean_html(fragment: str, base_url: str = "") -> str:
         link_rel="noopener noreferrer",
         strip_comments=True,
     ).strip()
+    # nh3 drops an unsafe href but keeps the <a>: unwrap those, and fit images to the column.
+    return fit_body(cleaned)
 
 
 def html_to_plain(fragment: str) -> str:

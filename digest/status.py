@@ -59,6 +59,7 @@ class StatusReport:
     sources: list[SourceRow]
     editions: list[EditionRow]
     lists: list[ListRow]
+    orphaned: int = 0                 # claims of a process that stopped (or past the timeout)
 
 
 def next_run_of(app: App, mailing_list: MailingList, now: datetime | None = None) -> str:
@@ -128,7 +129,8 @@ def gather(app: App, *, editions: int = 10) -> StatusReport:
                                  next_run_of(app, mailing_list), next_run_at(app, mailing_list),
                                  run.issue_date.isoformat() if run else None,
                                  run.status if run else None))
-    return StatusReport(source_rows, edition_rows, list_rows)
+    return StatusReport(source_rows, edition_rows, list_rows,
+                        orphaned=app.delivery_queue().count_orphaned())
 
 
 def status_document(report: StatusReport) -> dict:
@@ -148,4 +150,5 @@ def status_document(report: StatusReport) -> dict:
                    "last_run": ({"issue_date": row.last_run_date, "status": row.last_run_status}
                                 if row.last_run_date else None)}
                   for row in report.lists],
+        "orphaned_claims": report.orphaned,
     }

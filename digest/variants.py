@@ -25,7 +25,8 @@ from sqlmodel import Session
 from digest.editions import Draft, edition_posts
 from digest.message import MessageBuilder, Recipient
 from digest.models import Edition, Post
-from digest.render import FULL, TEASER, EditionView, Renderer, RenderedVariant, post_view
+from digest.render import (FULL, TEASER, Call, EditionView, Renderer, RenderedVariant,
+                           post_view)
 from digest.outbound import OutgoingMessage
 from subscribers.models import MailingList
 from subscribers.topics import matches
@@ -34,25 +35,50 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class AccessRules:
-    """The [tiers] and [access] settings: who reads what in full."""
+class TierRule:
+    """How one tier reads non-public posts, and where its teasers' button leads."""
 
-    tiers: Mapping[str, str]                 # tier -> "full" | "teaser"
+    access: str                      # "full" | "teaser"
+    cta: str = ""                    # the button's words; "" = the template's default
+    cta_url: str = ""                # may hold {url}; "" = the site's sign-in URL
+
+
+@dataclass(frozen=True)
+class AccessRules:
+    """The [tiers] and [access] settings: who reads what in full.
+
+    ``tiers`` maps a tier to "full" / "teaser" or to a :class:`TierRule` (anything with
+    ``access``, ``cta`` and ``cta_url``, such as the config's TierConfig). Tiers whose teasers
+    have their own call to action are variants of their own; the others share one.
+    """
+
+    tiers: Mapping[str, object]
     public_categories: frozenset[str]
     signin_url: str
+    teaser_label: str = ""
+
+    def rule(self, tier: str) -> TierRule:
+        # A tier the config no longer knows gets the teaser: never give away paid stories.
+        found = self.tiers.get(tier, TEASER)
+        if isinstance(found, str):
+            return TierRule(found)
+        return TierRule(found.access, found.cta, found.cta_url)  # type: ignore[attr-defined]
 
     def mode_of(self, tier: str) -> str:
-        # A tier the config no longer knows gets the teaser: never give away paid stories.
-        return self.tiers.get(tier, TEASER)
+        return self.rule(tier).access
 
     def is_public(self, post: Post) -> bool:
         wanted = {c.casefold() for c in self.public_categories}
         return any(c.casefold() in wanted for c in post.categories or ())
 
     def variant_key(self, tier: str, topics: str = "") -> str:
-        """``full`` / ``teaser``, and ``|`` and the topic set for readers with topics —
-        case-folded, so that "AI" and "ai" readers share a rendering."""
-        return self.mode_of(tier) + (f"|{topics.casefold()}" if topics else "")
+        """``full`` / ``teaser`` (``teaser.<tier>`` for a tier with its own call to action),
+        and ``|`` and the topic set for readers with topics — case-folded, so that "AI" and
+        "ai" readers share a rendering."""
+        rule = self.rule(tier)
+        mode = (f"{TEASER}.{tier}" if rule.access == TEASER and (rule.cta or rule.cta_url)
+                else rule.access)
+        return mode + (f"|{topics.casefold()}" if topics else "")
 
     @staticmethod
     def split_key(key: str) -> tuple[str, str]:
@@ -60,9 +86,12 @@ class AccessRules:
         return mode, topics
 
     def views(self, posts: Sequence[Post], key: str) -> list:
-        mode, topics = self.split_key(key)
+        mode_key, topics = self.split_key(key)
+        mode, _, tier = mode_key.partition(".")
+        rule = self.rule(tier) if tier else TierRule(mode)
+        call = Call(rule.cta, rule.cta_url or self.signin_url, self.teaser_label)
         return [post_view(post, mode=FULL if mode == FULL or self.is_public(post) else TEASER,
-                          signin_url=self.signin_url)
+                          call=call)
                 for post in posts if matches(post.categories, topics)]
 
 
@@ -128,19 +157,24 @@ class EditionMessages:
     def __init__(self, *, engine: Engine | None, renderer: Renderer, access: AccessRules,
                  builder_options: Mapping[str, object],
                  unsubscribe_url: Callable[[int, int, int | None], str],
-                 preferences_url: Callable[[int, int, int | None], str] | None = None
-                 ) -> None:
+                 preferences_url: Callable[[int, int, int | None], str] | None = None,
+                 web_version_url: Callable[[int | None, str, int, int, int | None], str]
+                 | None = None) -> None:
         self.engine = engine
         self.renderer = renderer
         self.access = access
         self.builder_options = dict(builder_options)
         self.unsubscribe_url = unsubscribe_url
         self.preferences_url = preferences_url
+        self.web_version_url = web_version_url
         self._contents: dict[int | None, EditionContent] = {}
         self._builders: dict[tuple[int | None, str], MessageBuilder] = {}
         self.renders = 0
         # Sending threads share this factory: a variant must be rendered once, not once each.
         self._lock = threading.RLock()
+
+    def cached_variants(self) -> int:
+        return len(self._builders)
 
     def add_content(self, content: EditionContent) -> None:
         """Use this content for its edition id, or as the draft (previews and dry runs)."""
@@ -162,7 +196,10 @@ class EditionMessages:
         return self.builder(edition_id, tier, topics).variant
 
     def builder(self, edition_id: int | None, tier: str, topics: str = "") -> MessageBuilder:
-        key = self.access.variant_key(tier, topics)
+        return self.builder_for_key(edition_id, self.access.variant_key(tier, topics))
+
+    def builder_for_key(self, edition_id: int | None, key: str) -> MessageBuilder:
+        """The builder of one variant by its key (as a web-version link names it)."""
         cached = self._builders.get((edition_id, key))
         if cached is not None:
             return cached
@@ -186,6 +223,10 @@ class EditionMessages:
                                                                        issued),
             preferences_url=None if self.preferences_url is None else (
                 lambda subscriber_id: self.preferences_url(subscriber_id, list_id, issued)),
+            web_version_url=None if self.web_version_url is None or edition_id is None else (
+                lambda subscriber_id: self.web_version_url(edition_id, key, subscriber_id,
+                                                           list_id, issued)),
+            issued_at=issued,
             **self.builder_options)  # type: ignore[arg-type]
         self._builders[(edition_id, key)] = builder
         return builder

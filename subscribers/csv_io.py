@@ -44,6 +44,11 @@ class ImportReport:
     unsubscribed: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Rows written to the database: batches commit whole, so this is a sum of whole batches.
+    stored: int = 0
+    # Set when the import was stopped before the end: the first line not stored. Importing
+    # again from there (``from_line``) finishes the file as if it had never stopped.
+    resume_line: int | None = None
 
 
 @dataclass(slots=True)          # not frozen: a frozen __init__ costs a microsecond a row

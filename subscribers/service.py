@@ -8,6 +8,7 @@ subscribers.lists; reading and writing CSV files is subscribers.csv_io.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -144,8 +145,8 @@ class SubscriberService:
             return subscriber
 
     def import_csv(self, path: str | Path, *, list_slug: str, resubscribe: bool = False,
-                   dry_run: bool = False, position: Callable[[int], None] | None = None
-                   ) -> ImportReport:
+                   dry_run: bool = False, position: Callable[[int], None] | None = None,
+                   from_line: int = 1, stop: threading.Event | None = None) -> ImportReport:
         """Import ``email,name,tier`` rows. Bad rows are reported by line; good rows stored.
 
         People who unsubscribed stay unsubscribed unless ``resubscribe`` is set: an import
@@ -153,6 +154,13 @@ class SubscriberService:
         writes it) saying ``unsubscribed`` stores that subscription unsubscribed, so that an
         export imported elsewhere does not subscribe the people who had left. ``dry_run``
         reports the same counts and stores nothing. ``position`` hears the bytes read.
+
+        Rows are stored in batches (subscribers.bulk_import), each all-or-nothing. When
+        ``stop`` is set (SIGTERM, Ctrl-C) the rows already read are stored as one last batch
+        and the import ends with ``report.resume_line``, the first line not stored.
+        ``from_line`` resumes there: earlier lines are read only to know the addresses they
+        hold (an address repeated further down is still "already on line …"), and are neither
+        stored nor reported again.
         """
         report = ImportReport()
         importer = BulkImport(self.engine, report, list_id=self.lists.get(list_slug).id,
@@ -160,7 +168,10 @@ class SubscriberService:
                               dry_run=dry_run)
         importer.run(read_import(Path(path), report, tiers=self.tiers,
                                  check_deliverability=self.check_deliverability,
-                                 position=position))
+                                 position=position), from_line=from_line, stop=stop)
+        report.errors = [(line, message) for line, message in report.errors
+                         if line >= from_line and (report.resume_line is None
+                                                   or line < report.resume_line)]
         return report
 
     def rows(self, list_slug: str | None = None, *, status: str | None = None

@@ -52,7 +52,8 @@ def test_a_small_file_loads_with_defaults_for_the_rest(tmp_path):
     config = load_config(a_config_file(tmp_path, MINIMAL), environ={})
     assert config.site.name == "Lanternport Ledger"
     assert config.smtp.security == "starttls" and config.smtp.port == 587
-    assert dict(config.tiers) == {"free": "teaser", "client": "full"}
+    assert {tier: rule.access for tier, rule in config.tiers.items()} == {"free": "teaser",
+                                                                          "client": "full"}
     assert config.default_tier == "free"
     assert config.delivery.transport == "file"
     assert config.base_dir == tmp_path.resolve()
@@ -438,3 +439,26 @@ def test_the_example_config_documents_every_key(section, key):
     pattern = rf"^\s*#?\s*{re.escape(key)}\s*="
     assert re.search(pattern, sections[section], re.MULTILINE), (
         f"config.example.toml does not document [{section}] {key}")
+
+
+def test_a_tier_may_be_a_table_with_its_own_call_to_action(tmp_path):
+    config = load_config(a_config_file(tmp_path, (
+        '[tiers]\nclient = "full"\nfree = { access = "teaser", cta = "Subscribe to read", '
+        'cta_url = "https://news.example.com/subscribe?next={url}" }\n')), environ={})
+    assert config.tiers["client"].access == "full" and config.tiers["client"].cta == ""
+    assert (config.tiers["free"].access, config.tiers["free"].cta) == ("teaser",
+                                                                       "Subscribe to read")
+    assert config.tiers["free"].cta_url.endswith("?next={url}")
+
+
+def test_site_language_must_be_known_and_lists_may_have_their_own_greeting(tmp_path):
+    config = load_config(a_config_file(tmp_path, (
+        '[site]\nlanguage = "fr"\n\n[lists.evening]\ngreeting = "Bonsoir"\n')), environ={})
+    assert config.site.language == "fr"
+    assert config.lists["evening"].greeting == "Bonsoir"
+    from digest.app import App
+
+    assert App(config).renderer().greetings == {"evening": "Bonsoir"}
+
+    message = config_error(a_config_file(tmp_path, '[site]\nlanguage = "klingon-xx"\n')).message
+    assert "[site] language" in message and "unknown language 'klingon-xx'" in message

@@ -10,7 +10,8 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from digest.app import App
-from digest.deliver import Deliverer, DeliveryQueue, RetryPolicy
+from digest.deliver import DeliveryQueue, RetryPolicy
+from digest.sending import Deliverer
 from digest.editions import enqueue, plan_edition
 from digest.errors import TransportError
 from digest.models import Delivery

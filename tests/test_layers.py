@@ -17,15 +17,18 @@ MAX_LINES = 450
 
 # Lowest first. A name matches a module and everything under it; the longest match wins.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("digest.errors", "digest.timeutil", "digest.scrub")),
+    ("base", ("digest.errors", "digest.timeutil", "digest.scrub", "digest.holders",
+              "digest.bodyfit")),
     # The registry is declarations only (sections, env names, dotted factory paths): config
     # derives its provider sections from it, so it sits beside config, below the adapters.
-    ("data", ("subscribers", "digest.models", "digest.config", "digest.db", "digest.migrations",
+    ("data", ("subscribers", "digest.models", "digest.config", "digest.config_checks",
+              "digest.db", "digest.db_errors", "digest.migrations",
               "digest.schedule", "digest.outbound", "digest.sanitize", "digest.ratelimit",
-              "digest.transports.registry", "digest.transports.settings")),
+              "digest.transports.registry", "digest.transports.settings",
+              "digest.weblinks", "digest.mailconfig")),
     ("edges", ("digest.transports", "digest.sources")),
-    ("content", ("digest.deliver", "digest.render", "digest.message", "digest.editions",
-                 "digest.collect", "digest.variants", "digest.history",
+    ("content", ("digest.deliver", "digest.sending", "digest.render", "digest.message",
+                 "digest.editions", "digest.collect", "digest.variants", "digest.history",
                  "digest.approval", "digest.archive", "digest.checks",
                  "digest.alerts", "digest.dkim", "digest.reader_mail",
                  "digest.topic_filter")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import html
+import quopri
 import re
 from dataclasses import replace
 from email.header import decode_header, make_header
@@ -17,6 +18,8 @@ from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from digest.errors import ConfigError, InputError
 from digest.message import MessageBuilder, Recipient, one_line
@@ -33,7 +36,8 @@ ACCESS = AccessRules({"free": "teaser", "client": "full"}, frozenset({"Free"}), 
 SENDER = "Ledger Digest <digest@news.example.com>"
 UNSUBSCRIBE_BASE = "https://digest.example.com/unsubscribe"
 EXPECTED_HEADERS = {"date", "to", "message-id", "list-unsubscribe", "from", "subject",
-                    "list-id", "list-unsubscribe-post", "mime-version", "content-type"}
+                    "list-id", "list-unsubscribe-post", "mime-version", "content-type",
+                    "feedback-id", "auto-submitted"}
 
 # Names, subjects and other values that have broken mailers: encodings, quoting, length.
 TRICKY_NAMES = [
@@ -212,7 +216,7 @@ def test_long_values_and_values_with_equals_signs_survive_quoted_printable():
     assert_well_formed(outgoing.raw)
     assert f"Unsubscribe: {url}\n" in lf(text.get_content())
     assert f'href="{html.escape(url)}"' in html_part.get_content()
-    assert f"as {address}." in text.get_content()
+    assert f"because {address} subscribed" in text.get_content()
     assert lf(text.get_content()) == lf(outgoing.text)
     assert lf(html_part.get_content()) == lf(outgoing.html)
     assert message["List-Unsubscribe"] == f"<{url}>"
@@ -253,7 +257,10 @@ def test_the_list_and_tracking_headers_are_present():
     assert message["From"] == SENDER
     assert message["To"] == "Ada Lovelace <ada@example.com>"
     assert message["Subject"] == "Lanternport Ledger — 25 November 2026"
-    assert message["Message-ID"] == "<digest.42.7@news.example.com>"
+    message_id = message["Message-ID"]
+    assert re.fullmatch(r"<digest\.42\.7\.[0-9a-f]{16}@news\.example\.com>", message_id)
+    assert message["Feedback-ID"] == "42:morning:digest:news.example.com"
+    assert message["Auto-Submitted"] == "auto-generated"
     sent = parsedate_to_datetime(message["Date"])
     assert sent.tzinfo is not None and sent.utcoffset().total_seconds() == 0
     assert message["List-Id"] == "Morning Briefing <morning.digest.example.com>"
@@ -262,12 +269,14 @@ def test_the_list_and_tracking_headers_are_present():
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     # An email API gets the same headers as the MIME message carries.
     assert outgoing.headers == {
-        "Message-ID": "<digest.42.7@news.example.com>",
+        "Message-ID": message_id,
         "List-Id": "Morning Briefing <morning.digest.example.com>",
         "List-Unsubscribe": f"<{UNSUBSCRIBE_BASE}/7.1.sig>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "Feedback-ID": "42:morning:digest:news.example.com",
+        "Auto-Submitted": "auto-generated",
     }
-    assert outgoing.message_id == "<digest.42.7@news.example.com>"
+    assert outgoing.message_id == message_id
     assert (outgoing.envelope_from, outgoing.to_address) == ("digest@news.example.com",
                                                              "ada@example.com")
 
@@ -302,11 +311,25 @@ def test_the_message_id_is_the_same_on_a_retry_and_differs_between_subscribers()
     assert parse(first)["Message-ID"] != parse(other)["Message-ID"]
 
 
+def test_the_message_id_is_kept_by_another_process_but_not_by_another_database():
+    def message_id(key: str, issued_at: int | None) -> str:
+        builder = a_builder(message_id_key=key, issued_at=issued_at)
+        return parse(builder.build(a_recipient(subscriber_id=7)))["Message-ID"]
+
+    # The same edition of the same deployment, built again (a retry in a new worker).
+    assert message_id("secret", 1_700_000_000) == message_id("secret", 1_700_000_000)
+    # Edition 42 of a reset database (made at another time), or of staging (another key).
+    assert message_id("secret", 1_700_000_000) != message_id("secret", 1_800_000_000)
+    assert message_id("secret", 1_700_000_000) != message_id("staging", 1_700_000_000)
+    # A draft (no creation time): random, never a saved edition's.
+    assert message_id("secret", None) != message_id("secret", None)
+
+
 def test_a_subscriber_without_a_name_is_addressed_by_address_alone():
     outgoing = a_builder().build(a_recipient(""))
 
     assert parse(outgoing)["To"] == "ada@example.com"
-    assert "Good morning there," in outgoing.text
+    assert "Good morning, here" in outgoing.text
 
 
 @pytest.mark.parametrize("name", TRICKY_NAMES)
@@ -470,3 +493,13 @@ def test_the_message_headers_match_their_golden_file():
 
     golden = (header_block(outgoing.raw) + b"\r\n\r\n" + part_head).decode("ascii")
     assert_golden("message_headers.txt", scrub(lf(golden)) + "\n")
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), min_size=1,
+               max_size=400).filter(lambda value: value[-1] != " "))
+def test_an_ascii_value_with_equals_signs_decodes_back_and_keeps_lines_short(value):
+    from digest.message import _qp_value
+
+    encoded = _qp_value(value + "=a=b=")
+    assert quopri.decodestring(encoded.replace(b"=\r\n", b"")) == (value + "=a=b=").encode()
+    assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import os
 import subprocess
 import sys
@@ -154,6 +156,9 @@ def test_dry_run_shows_the_plan_and_changes_nothing(newsroom, tmp_path, sqlite_u
     assert "Council weighs a ferry levy" in dry.stdout
     assert "teaser" in dry.stdout and "full" in dry.stdout
     assert "2 messages would be sent" in dry.stdout
+    # Each variant's size, and a warning while the footer has no postal address.
+    assert re.search(r"teaser\s.*\s\d{1,3}(,\d{3})+\s", dry.stdout)
+    assert "[site] postal_address is not set" in dry.stderr
     status = digest(config, "status")
     assert "#1" not in status.stdout                        # no edition was stored
 
@@ -164,10 +169,14 @@ def test_preview_renders_through_the_production_path(newsroom, tmp_path, sqlite_
     digest(config, "init")
     digest(config, "lists", "create", "morning", "--name", "Morning Briefing")
     digest(config, "collect", check=False)
-    teaser = digest(config, "preview", "--list", "morning", "--tier", "free").stdout
+    shown = digest(config, "preview", "--list", "morning", "--tier", "free")
+    teaser = shown.stdout
+    assert re.search(r"Size: HTML \d{1,3}(,\d{3})+ bytes, whole message", shown.stderr)
     full = digest(config, "preview", "--list", "morning", "--tier", "client",
                   "--format", "text").stdout
-    assert "Sign in to read the full story" in teaser and "<style" not in teaser
+    assert "Sign in to read the full story" in teaser
+    # styles.css is inlined; only the dark-mode and phone rules stay in a style block.
+    assert "prefers-color-scheme: dark" in teaser and "line-height: 1.25;" not in teaser
     assert "Only clients read this second paragraph." in full
     unknown = digest(config, "preview", "--list", "morning", "--tier", "gold", check=False)
     assert unknown.returncode == 2

@@ -20,6 +20,7 @@ EXAMPLE = tomllib.loads((ROOT / "config.example.toml").read_text(encoding="utf-8
 # Environment variables that are not a provider's key.
 GENERAL_ENV = {"DIGEST_DATABASE_URL": ("database", "url"),
                "DIGEST_SECRET_KEY": ("web", "secret_key"),
+               "DIGEST_DKIM_PRIVATE_KEY": ("dkim", "private_key"),
                "DIGEST_EDITOR_PASSWORD": ("web", "editor_password")}
 WITH_SETTINGS = [p for p in PROVIDERS.values() if p.settings is not None]
 WITH_CREDENTIALS = [p for p in PROVIDERS.values() if p.credentials]

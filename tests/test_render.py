@@ -76,7 +76,7 @@ def personalise(variant: RenderedVariant, *, name: str = "Ada Lovelace",
                 email: str = "ada@example.com",
                 unsubscribe_url: str = "https://digest.example.com/unsubscribe/t0ken") -> Digest:
     escaped, raw = personal_values(name=name, email=email, unsubscribe_url=unsubscribe_url,
-                                   greeting_fallback="there")
+                                   variant=variant)
     return Digest(variant, variant.html.fill(escaped), variant.text.fill(raw))
 
 
@@ -92,12 +92,19 @@ def button_of(cell: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
 # -- the HTML part: inlined CSS -------------------------------------------------------------
 
 
-def test_premailer_inlines_the_css_and_leaves_no_style_block():
+def test_premailer_inlines_the_css_and_keeps_only_the_responsive_style_block():
     post = a_post(body_html='<p>See <a href="https://example.org/report">the report</a>.</p>'
                             "<p>More.</p>")
     digest = render(an_edition(post, a_post()), tier="free")
 
-    assert "<style" not in digest.html.lower()
+    # Outlook for Windows ignores max-width: a fixed 640 px table in MSO-only comments.
+    assert '<!--[if mso]><table role="presentation" align="center" width="640"' in digest.html
+    assert digest.tree.find_class("container")[0].get("width") == "100%"
+    # One <style> survives: media queries and dark-mode rules, which cannot be inlined.
+    blocks = digest.tree.xpath("//style")
+    assert len(blocks) == 1
+    assert "prefers-color-scheme: dark" in blocks[0].text
+    assert "line-height: 1.25" not in blocks[0].text       # styles.css itself is inlined
     tree = digest.tree
     for css_class in ("masthead", "masthead-name", "masthead-date", "greeting", "post",
                       "post-title", "post-meta", "teaser-note", "button", "footer", "preheader"):
@@ -181,7 +188,8 @@ def test_a_teaser_shows_title_author_date_first_paragraph_and_a_signin_link():
     assert button is not None
     assert button.text_content() == "Sign in to read the full story"
     assert button.get("href") == SIGNIN
-    assert cell.find_class("post-title")[0].find("a").get("href") == SIGNIN
+    # The title leads to the story itself: the site's paywall takes it from there.
+    assert cell.find_class("post-title")[0].find("a").get("href") == post.url
 
     block = digest.text_story("Harbour dues rise")
     assert "\nBy Maren Okafor · 24 November 2026\n\nThe council met late on Monday.\n" in block
@@ -189,6 +197,50 @@ def test_a_teaser_shows_title_author_date_first_paragraph_and_a_signin_link():
         assert later not in digest.text
     assert f"Sign in to read the full story: {SIGNIN}" in block
     assert (digest.variant.full, digest.variant.teasers) == (0, 1)
+
+
+def test_the_signin_link_returns_to_the_story_and_a_label_precedes_the_teaser():
+    signin = "https://news.example.com/signin?next={url}"
+    access = AccessRules({"free": "teaser"}, frozenset(), signin, teaser_label="Clients only")
+    post = a_post(title="Harbour dues rise", url="https://news.example.com/a b?x=1&y=2")
+    digest = render(an_edition(post), tier="free", access=access,
+                    renderer=Renderer(ENV, replace(SITE, signin_url=signin)))
+
+    cell = digest.story("Harbour dues rise")
+    expected = ("https://news.example.com/signin?next="
+                "https%3A%2F%2Fnews.example.com%2Fa%20b%3Fx%3D1%26y%3D2")
+    assert button_of(cell).get("href") == expected
+    labels = cell.find_class("label")
+    assert [label.text_content() for label in labels] == ["Clients only"]
+    assert labels[0].getnext().get("class") == "post-title"      # before the story
+    block = digest.text_story("[Clients only]\nHarbour dues rise")
+    assert f"Sign in to read the full story: {expected}" in block
+
+
+@dataclass(frozen=True)
+class Rule:
+    access: str
+    cta: str = ""
+    cta_url: str = ""
+
+
+def test_a_tier_may_have_its_own_call_to_action_and_is_a_variant_of_its_own():
+    access = AccessRules({"free": Rule("teaser", "Subscribe to read",
+                                       "https://news.example.com/subscribe?next={url}"),
+                          "lapsed": "teaser", "client": "full"}, frozenset(), SIGNIN)
+    post = a_post(title="Harbour dues rise", url="https://news.example.com/harbour")
+    free = render(an_edition(post), tier="free", access=access)
+    lapsed = render(an_edition(post), tier="lapsed", access=access)
+
+    assert access.variant_key("free") == "teaser.free"
+    assert access.variant_key("lapsed") == access.variant_key("unknown") == "teaser"
+    button = button_of(free.story("Harbour dues rise"))
+    assert button.text_content() == "Subscribe to read"
+    assert button.get("href") == ("https://news.example.com/subscribe?next="
+                                  "https%3A%2F%2Fnews.example.com%2Fharbour")
+    assert "Subscribe to read: https://news.example.com/subscribe?next=" in free.text
+    assert button_of(lapsed.story("Harbour dues rise")).text_content() == (
+        "Sign in to read the full story")
 
 
 def test_a_teaser_skips_paragraphs_without_text():
@@ -242,16 +294,29 @@ def test_the_greeting_names_the_subscriber_in_both_parts():
     assert "Good morning Ada, here is today's 1 story." in digest.text
     greeting = digest.tree.find_class("greeting")[0].text_content()
     assert greeting == "Good morning Ada, here is today's 1 story."
-    assert "as ada@example.com" in digest.text
-    assert "as ada@example.com" in digest.tree.find_class("footer")[0].text_content()
+    assert "because ada@example.com subscribed" in digest.text
+    assert "because ada@example.com subscribed" in digest.tree.find_class("footer")[0].text_content()
 
 
 @pytest.mark.parametrize("name", ["", "   "])
-def test_a_subscriber_without_a_name_gets_the_fallback_greeting(name):
+def test_a_subscriber_without_a_name_is_greeted_without_one(name):
     digest = render(an_edition(a_post()), name=name)
 
-    assert "Good morning there, here is today's 1 story." in digest.text
-    assert digest.tree.find_class("greeting")[0].text_content().startswith("Good morning there,")
+    assert "\nGood morning, here is today's 1 story.\n" in digest.text
+    assert digest.tree.find_class("greeting")[0].text_content() == (
+        "Good morning, here is today's 1 story.")
+
+
+def test_a_configured_fallback_name_and_a_list_greeting_are_used():
+    renderer = Renderer(ENV, SITE, greetings={"morning": "Good evening"})
+    variant = renderer.render(FULL, an_edition(a_post()).view, ACCESS.views([a_post()], FULL))
+    named = personalise(variant, name="Ada Lovelace")
+    escaped, raw = personal_values(name="", email="a@example.com", unsubscribe_url="u",
+                                   greeting_fallback="reader", variant=variant)
+
+    assert "Good evening Ada, here is today's 1 story." in named.text
+    assert "Good evening reader, here" in variant.text.fill(raw)
+    assert "Good evening reader, here" in variant.html.fill(escaped)
 
 
 def test_the_unsubscribe_link_is_the_subscribers_own_in_both_parts():
@@ -271,7 +336,7 @@ def test_no_marker_is_left_once_a_variant_is_personalised():
 
     assert set(variant.html.fields) <= set(PERSONAL_FIELDS)
     assert set(variant.text.fields) <= set(PERSONAL_FIELDS)
-    assert {"first_name", "email", "unsubscribe_url"} <= set(variant.html.fields)
+    assert {"greeting", "email", "unsubscribe_url", "web_version_url"} <= set(variant.html.fields)
     assert "__digest_" not in digest.html
     assert "__digest_" not in digest.text
 
@@ -377,7 +442,7 @@ def test_each_edition_and_variant_is_rendered_once_however_many_messages(premail
 
     more = [messages.build(42, "free", Recipient(n, n, f"late{n}@example.com", ""))
             for n in range(100, 110)]
-    assert all("Good morning there," in message.text for message in more)
+    assert all("Good morning, here" in message.text for message in more)
     assert (messages.renders, premailer_runs.transforms) == (2, runs_for_forty)
 
 
@@ -459,7 +524,7 @@ def test_later_full_stories_become_teasers_when_the_edition_is_too_long(keep):
             in " ".join(note.text_content().split()))
     assert [a.get("href") for a in note.iter("a")] == [WEB_VERSION]
     assert "shortened to keep this email small: more in the web version." in digest.text
-    assert f"Read everything: {WEB_VERSION}" in digest.text
+    assert f"Read everything in the web version: {WEB_VERSION}" in digest.text
     assert "Sign in" not in digest.html
 
 
@@ -506,7 +571,7 @@ def test_when_even_teasers_are_too_long_later_stories_are_left_off_with_a_note()
     note_text = " ".join(digest.tree.find_class("note")[0].text_content().split())
     assert f"{variant.omitted} more stories did not fit." in note_text
     assert f"{variant.omitted} more stories did not fit." in digest.text
-    assert f"Read everything: {WEB_VERSION}" in digest.text
+    assert f"Read everything in the web version: {WEB_VERSION}" in digest.text
 
 
 def test_shortening_and_leaving_off_are_both_reported():
@@ -574,3 +639,46 @@ def test_the_shortened_digest_matches_its_golden_file():
 
     assert digest.variant.shortened == 2
     assert_golden("digest_shortened.txt", scrub(digest.text))
+
+
+# -- the footer -----------------------------------------------------------------------------
+
+
+def test_the_footer_says_why_and_prints_the_postal_address_when_set():
+    site = replace(SITE, postal_address="1 Quay Street, Lanternport LP1 2AB")
+    digest = render(an_edition(a_post()), renderer=Renderer(ENV, site))
+    bare = render(an_edition(a_post()))
+
+    footer = digest.tree.find_class("footer")[0].text_content()
+    assert "because ada@example.com subscribed to it on Lanternport Ledger" in footer
+    assert "Lanternport Ledger · 1 Quay Street, Lanternport LP1 2AB" in footer
+    assert "1 Quay Street, Lanternport LP1 2AB" in digest.text
+    assert not bare.tree.find_class("postal-address")
+    links = {a.text_content(): a.get("href") for a in digest.tree.find_class("footer")[0].iter("a")}
+    assert links["View in your browser"] == WEB_VERSION
+
+
+def test_the_preferences_link_is_a_per_reader_piece_shown_only_when_there_is_one():
+    variant = Renderer(ENV, SITE).render(FULL, an_edition(a_post()).view,
+                                         ACCESS.views([a_post()], FULL))
+    url = "https://digest.example.com/preferences/7.1.sig?a=1&b=2"
+    escaped, raw = personal_values(name="Ada", email="ada@example.com", unsubscribe_url="u",
+                                   preferences_url=url, variant=variant)
+    with_link = lxml.html.document_fromstring(variant.html.fill(escaped))
+    without = personalise(variant)
+
+    footer = with_link.find_class("footer")[0]
+    assert [a.get("href") for a in footer.iter("a") if "preferences" in a.text_content()] == [url]
+    assert f"Update your preferences: {url}" in variant.text.fill(raw)
+    assert "preferences" not in without.tree.find_class("footer")[0].text_content()
+    assert "preferences" not in without.text
+
+
+def test_the_language_sets_lang_and_the_date_format():
+    site = replace(SITE, language="fr")
+    digest = render(an_edition(a_post(published_at=datetime(2026, 11, 24, 6, 0, tzinfo=UTC))),
+                    renderer=Renderer(ENV, site))
+
+    assert digest.tree.get("lang") == "fr"
+    assert "25 novembre 2026" in digest.tree.find_class("masthead-date")[0].text_content()
+    assert "24 novembre 2026" in digest.text

@@ -304,11 +304,24 @@ def test_a_refused_request_fails_its_messages(fake, client, sleeps):
 
 
 def test_an_error_after_a_first_request_went_through_keeps_its_results(fake, client, sleeps):
-    fake.script(passes(), error(401, "missing_api_key"))
+    fake.script(passes(), error(500, "application_error"), error(500, "application_error"),
+                error(500, "application_error"), error(500, "application_error"))
     results = by_id(a_transport(fake, client, sleeps, max_batch=2).send(
         [a_numbered_message(n) for n in range(1, 5)]))
     assert [results[n].outcome for n in range(1, 5)] == [
         Outcome.SENT, Outcome.SENT, Outcome.RETRY, Outcome.RETRY]
+
+
+def test_a_sender_side_error_after_a_first_request_stops_and_keeps_what_was_sent(
+        fake, client, sleeps):
+    # Credentials (or our `from`) refused: the run must stop, not burn the rest as retries.
+    fake.script(passes(), error(401, "missing_api_key"))
+    with pytest.raises(TransportError) as caught:
+        a_transport(fake, client, sleeps, max_batch=2).send(
+            [a_numbered_message(n) for n in range(1, 5)])
+    assert caught.value.retry is False
+    assert [(r.delivery_id, r.outcome) for r in caught.value.handed_over] == [
+        (1, Outcome.SENT), (2, Outcome.SENT)]
 
 
 def test_closing_leaves_the_shared_client_open(fake, client, sleeps):

@@ -288,9 +288,6 @@ def test_a_550_to_rcpt_is_a_hard_bounce_and_the_batch_goes_on(
     # subscriber for them would lose every reader at that provider.
     ("550 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org", False),
     ("550 5.7.26 Unauthenticated email is not accepted from this domain", False),
-    # Postfix checks the sender at RCPT time too; that says nothing about the recipient.
-    ("550 5.1.8 <bounces@news.example.com>: Sender address rejected: Domain not found",
-     False),
 ])
 def test_which_rcpt_refusals_are_hard_bounces(smtp_server: SmtpServer,
                                               transport: SmtpTransport, reply: str,
@@ -301,6 +298,33 @@ def test_which_rcpt_refusals_are_hard_bounces(smtp_server: SmtpServer,
 
     assert result.outcome is Outcome.FAILED
     assert result.hard_bounce is hard_bounce
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
+@pytest.mark.parametrize(("stage", "reply"), [
+    ("MAIL FROM", "553 5.7.1 Sender not allowed"),
+    # Postfix checks the sender at RCPT time too; that says nothing about the recipient.
+    ("RCPT TO", "550 5.1.8 <bounces@news.example.com>: Sender address rejected: "
+                "Domain not found"),
+])
+def test_a_refused_sender_stops_the_batch_and_keeps_what_was_sent(
+        pipelining: bool, stage: str, reply: str) -> None:
+    with SmtpServer(pipelining=pipelining) as server:
+        if stage == "MAIL FROM":
+            server.handler.mail_replies.extend(["", reply])   # the second message's MAIL
+        else:
+            server.handler.rcpt_replies["reader2@example.org"] = [reply]
+        transport = transport_for(server)
+        try:
+            with pytest.raises(TransportError) as caught:
+                transport.send(make_batch(3))
+        finally:
+            transport.close()
+    exc = caught.value
+    assert not exc.retry and "refused our sender <" in exc.message and stage in exc.message
+    assert "[delivery] from" in (exc.hint or "")
+    assert [(r.delivery_id, r.outcome) for r in exc.handed_over] == [(1, Outcome.SENT)]
+    assert [r.rcpt_tos for r in server.received] == [["reader1@example.org"]]
 
 
 # -- replies at the end of DATA ------------------------------------------------------------
@@ -697,17 +721,17 @@ def test_refusals_are_read_right_with_and_without_pipelining(pipelining: bool) -
         transport = transport_for(server)
         try:
             results = by_id(transport.send(make_batch(3)))
-            server.handler.mail_replies.append("553 5.7.1 Sender not allowed")
+            server.handler.mail_replies.append("451 4.3.0 Try MAIL later")
             results.update(by_id(transport.send(make_batch(2, start=4))))
         finally:
             transport.close()
         advertised = server.handler.pipelining
     assert advertised is pipelining
     assert {i: r.outcome for i, r in results.items()} == {
-        1: Outcome.SENT, 2: Outcome.FAILED, 3: Outcome.RETRY, 4: Outcome.FAILED,
+        1: Outcome.SENT, 2: Outcome.FAILED, 3: Outcome.RETRY, 4: Outcome.RETRY,
         5: Outcome.SENT}
     assert results[2].hard_bounce and not results[4].hard_bounce
-    assert "MAIL FROM: 553" in results[4].error
+    assert "MAIL FROM: 451" in results[4].error
     assert [r.rcpt_tos for r in server.received] == [["reader1@example.org"],
                                                      ["reader5@example.org"]]
     assert server.handler.connections == 1

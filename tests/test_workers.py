@@ -5,72 +5,18 @@ Real processes, a real SMTP server on loopback, PostgreSQL (and SQLite where it 
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from datetime import date
-from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import Session
 
-from digest.app import App
-from digest.editions import enqueue, plan_edition
 from digest.models import Delivery
-from conftest import ROOT, make_config
-from support.builders import an_entry, stored_posts
+from support.processes import setup_edition, start_worker, statuses
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def setup_edition(tmp_path: Path, database_url: str, smtp_port: int, subscribers: int,
-                  **delivery: object) -> tuple[App, Path]:
-    sections = {"delivery": {"transport": "smtp", "batch_size": 10, **delivery},
-                "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none"}}
-    app = App(make_config(tmp_path, database_url, **sections))
-    app.lists.create("morning", "Morning Briefing")
-    with open(tmp_path / "people.csv", "w", encoding="utf-8") as people:
-        people.write("email,name,tier\n")
-        people.writelines(f"reader{n}@example.org,Reader {n},{('free', 'client')[n % 2]}\n"
-                          for n in range(subscribers))
-    assert not app.subscribers.import_csv(tmp_path / "people.csv", list_slug="morning").errors
-    stored_posts(app.engine, an_entry(title="Harbour bridge reopens"))
-    edition = plan_edition(app.engine, app.lists.get("morning"), date(2026, 11, 25),
-                           settings=app.config.editions, site_name="Ledger").edition
-    enqueue(app.engine, edition)
-    config = tmp_path / "digest.toml"
-    config.write_text(f"""
-[database]
-url = "{database_url}"
-[delivery]
-transport = "smtp"
-from = "Ledger Digest <digest@news.example.com>"
-batch_size = 10
-{''.join(f'{key} = {value!r}{chr(10)}' for key, value in delivery.items())}
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-security = "none"
-[web]
-secret_key = "test-secret"
-""".replace("'", '"'), encoding="utf-8")
-    return app, config
-
-
-def start_worker(config: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "worker",
-                             *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
-def statuses(app: App) -> Counter:
-    with Session(app.engine) as session:
-        return Counter(dict(session.execute(
-            select(Delivery.status, func.count()).group_by(Delivery.status)).all()))
 
 
 @pytest.mark.parametrize("workers", [2, 4])

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.text import Text
 
 from digest.cli.console import err, out
 from digest.cli.context import DateOption, ListOption, parse_date, ready_app
@@ -28,7 +29,7 @@ def collect(ctx: typer.Context) -> None:
 def print_collect(reports: list) -> None:
     for report in reports:
         if not report.ok:
-            err.print(f"[bold red]{report.name}[/]: failed: {report.error}", markup=True)
+            err.print(Text.assemble((report.name, "bold red"), f": failed: {report.error}"))
             continue
         if report.not_modified:
             out.print(f"{report.name}: not modified since the last fetch")
@@ -66,4 +67,10 @@ def preview(
         sys.stdout.flush()
     else:
         output.write_bytes(body)
-        err.print(f"Wrote the {fmt} preview of {result.description} to {output}.")
+        err.print(f"Wrote the {fmt} preview of {result.description} to {output}.",
+                  markup=False, highlight=False)
+    # On stderr, so that stdout stays the document itself.
+    html_bytes = len(result.message.html.encode())
+    err.print(f"Size: HTML {html_bytes:,} bytes, whole message {len(result.message.raw):,} "
+              f"bytes (Gmail clips HTML over 102 KB){' — OVER' if html_bytes > 102_000 else ''}.",
+              markup=False, highlight=False)

@@ -7,6 +7,7 @@ Command modules import this one, never ``digest.cli.main``, which imports them.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -17,8 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from digest.cli.console import err, use_scrubber
 from digest.cli.logs import use_format
-from digest.cli.console import err
 from digest.config import load_config
 from digest.errors import InputError
 
@@ -52,7 +53,9 @@ class State:
             self._app = App(load_config(self.config_path))
             if not self.log_format_given:
                 use_format(self._app.config.logging.format)
-            # Every log line from here on passes the scrubber: no configured secret is printed.
+            # Every line printed and logged from here on passes the scrubber: no configured
+            # secret is printed (handlers other than ours, e.g. a test's capture, get the filter).
+            use_scrubber(self._app.scrubber)
             for handler in logging.getLogger().handlers:
                 handler.addFilter(self._app.scrubber)
         return self._app
@@ -80,18 +83,40 @@ def parse_date(value: Optional[str]) -> date:
         raise InputError(f"--date {value!r} is not a date", hint="write it as YYYY-MM-DD") from None
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT: the sends in flight finish and are recorded first."""
-    stop = threading.Event()
+class SignalStop(threading.Event):
+    """Set by the first SIGTERM or SIGINT; remembers which, for the exit code (128 + signal)."""
+
+    signal_name: str = ""
+    exit_code: int = 0
+
+
+@contextmanager
+def stop_on_signals(doing: str = "finishing the sends in flight, then stopping"
+                    ) -> Iterator[SignalStop]:
+    """An event set by SIGTERM or SIGINT: the work in flight (``doing``) finishes first.
+
+    A second signal (Ctrl-C pressed again) stops the process at once: sends that were in
+    flight are then found by the next run, which sees that their holder is gone
+    (``digest.holders``). The handlers before are restored on leaving (commands also run
+    in-process, in tests)."""
+    stop = SignalStop()
 
     def finish(signum: int, _frame: object) -> None:
-        err.print(f"{signal.Signals(signum).name}: finishing the sends in flight, then "
-                  "stopping", markup=False)
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            err.print(f"\n{name} again: stopping now; the next `digest send` or `digest "
+                      "worker` settles what was in flight", markup=False)
+            os._exit(128 + signum)
+        stop.signal_name, stop.exit_code = name, 128 + signum
+        err.print(f"{name}: {doing} (again to stop at once)", markup=False)
         stop.set()
 
-    signal.signal(signal.SIGTERM, finish)
-    signal.signal(signal.SIGINT, finish)
-    return stop
+    before = {signum: signal.signal(signum, finish) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 @contextmanager

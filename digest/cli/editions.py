@@ -15,7 +15,7 @@ from digest.cli.console import err, out, print_table
 from digest.cli.context import DateOption, ListOption, parse_date, ready_app
 
 editions_app = typer.Typer(help="List, show, approve, cancel and test-send editions.",
-                           no_args_is_help=True)
+                           no_args_is_help=True, rich_markup_mode=None)
 
 IdArgument = Annotated[int, typer.Argument(help="The edition's id (see `digest editions list`).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

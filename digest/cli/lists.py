@@ -14,7 +14,7 @@ from digest.schedule import describe_schedule
 from subscribers.models import MailingList
 
 lists_app = typer.Typer(help="Create, show, rename and delete mailing lists.",
-                        no_args_is_help=True)
+                        no_args_is_help=True, rich_markup_mode=None)
 SlugArgument = Annotated[str, typer.Argument(help="The list's slug.")]
 
 TimeOption = Annotated[Optional[str], typer.Option(

@@ -1,6 +1,7 @@
 """Where log lines go and what they look like: stderr, as text or as one JSON object a line.
 
-Invariants: one handler on the root logger; the level comes from -v/--debug, the format from
+Invariants: one handler of ours on the root logger, writing through the console's scrubbed
+stderr; the level comes from -v/--debug, the format from
 `--log-format` or else ``[logging] format`` (read once the config is loaded, so `--help` needs
 none). The secret scrubber sits on that handler (installed by ``context.State``), so a JSON
 line is scrubbed exactly as a text line is. JSON lines are written by python-json-logger.
@@ -9,7 +10,6 @@ line is scrubbed exactly as a text line is. JSON lines are written by python-jso
 from __future__ import annotations
 
 import logging
-import sys
 from enum import Enum
 from typing import Literal
 
@@ -24,10 +24,22 @@ class Format(str, Enum):
 
 
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_handler: logging.Handler | None = None        # the one configure_logging added
 
 
 def configure_logging(level: int, log_format: LogFormat = "text") -> None:
-    logging.basicConfig(level=level, format=TEXT, stream=sys.stderr, force=True)
+    """Our one handler on the root logger (replacing the one an earlier command in this process
+    added, and no other: a test's capture handler stays), writing through the console's
+    scrubbed stderr."""
+    from digest.cli.console import stderr
+
+    global _handler
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    _handler = logging.StreamHandler(stderr)
+    root.addHandler(_handler)
+    root.setLevel(level)
     # Never let a library print protocol traffic (smtplib would print AUTH credentials).
     for noisy in ("httpx", "httpcore", "sqlalchemy.engine"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -35,10 +47,10 @@ def configure_logging(level: int, log_format: LogFormat = "text") -> None:
 
 
 def use_format(log_format: LogFormat) -> None:
-    """Switch every root handler to this format."""
-    formatter = _json_formatter() if log_format == "json" else logging.Formatter(TEXT)
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(formatter)
+    """Switch our handler to this format."""
+    if _handler is not None:
+        _handler.setFormatter(_json_formatter() if log_format == "json"
+                              else logging.Formatter(TEXT))
 
 
 def _json_formatter() -> logging.Formatter:
@@ -55,5 +67,4 @@ def _json_formatter() -> logging.Formatter:
 def json_active() -> bool:
     from pythonjsonlogger.json import JsonFormatter
 
-    return any(isinstance(handler.formatter, JsonFormatter)
-               for handler in logging.getLogger().handlers)
+    return _handler is not None and isinstance(_handler.formatter, JsonFormatter)

@@ -99,10 +99,9 @@ def schedule(ctx: typer.Context, metrics_port: MetricsPortOption = None) -> None
     many schedulers share the database. SIGTERM or SIGINT finishes the sends in flight,
     records them, and exits."""
     application = ready_app(ctx)
-    stop = stop_on_signals()
-    if not logging.getLogger().isEnabledFor(logging.INFO):
-        logging.getLogger("digest").setLevel(logging.INFO)   # one line per run, always
-    with metrics_served(application, metrics_port):
+    with stop_on_signals() as stop, metrics_served(application, metrics_port):
+        if not logging.getLogger().isEnabledFor(logging.INFO):
+            logging.getLogger("digest").setLevel(logging.INFO)   # one line per run, always
         scheduler = _start_scheduler(application)
         err.print("scheduler running; Ctrl-C (or SIGTERM) stops it", markup=False)
         stop.wait()
@@ -113,7 +112,8 @@ def schedule(ctx: typer.Context, metrics_port: MetricsPortOption = None) -> None
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Sources (last fetch, last error) and recent editions with their delivery counts."""
     from digest.status import gather, status_document
-    report = gather(ready_app(ctx))
+    application = ready_app(ctx)
+    report = gather(application)
     if as_json:
         print_json(status_document(report))
         return
@@ -129,6 +129,13 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
                   *(str(row.counts.get(s, 0))
                     for s in ("sent", "pending", "failed", "uncertain", "skipped")))
                  for row in report.editions), title="Recent editions")
+    if report.orphaned:
+        policy = application.config.delivery.uncertain
+        fate = ("marks them uncertain and holds them, never resent" if policy == "hold"
+                else "makes them pending and sends them again")
+        out.print(f"{report.orphaned} deliveries are claimed by a process that stopped "
+                  f"mid-send: the next `digest send` or `digest worker` {fate} "
+                  f"([delivery] uncertain = \"{policy}\").", markup=False)
     print_table(("list", "schedule", "next run", "last scheduled run"),
                 ((row.slug, row.schedule, row.next_run, row.last_run) for row in report.lists),
                 title="Schedules")

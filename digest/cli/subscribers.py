@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,8 +17,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from digest.cli.console import err, json_value, out, print_json, print_table
-from digest.cli.context import EmailArgument, JsonOption, ListOption, ready_app
+from digest.cli.console import err, json_value, out, print_json, print_table, stdout
+from digest.cli.context import (EmailArgument, JsonOption, ListOption, ready_app,
+                                stop_on_signals)
 from digest.errors import InputError
 from subscribers.listing import STATUSES, ListedSubscriber
 
@@ -27,7 +29,7 @@ ZoneOption = Annotated[Optional[str], typer.Option(
     "--timezone", help="The subscriber's IANA time zone (for per-subscriber time).")]
 
 subscribers_app = typer.Typer(help="Add, import, export and unsubscribe subscribers.",
-                              no_args_is_help=True)
+                              no_args_is_help=True, rich_markup_mode=None)
 
 
 @subscribers_app.command("add")
@@ -110,14 +112,14 @@ _COLUMNS = (("email", 32), ("name", 20), ("tier", 8), ("list", 12), ("status", 1
 
 
 def _write_text_rows(rows) -> None:  # noqa: ANN001 - an iterable of ListedSubscriber
-    # Plain aligned text straight to stdout: a Rich table must see every row before it can
-    # print one, which is what made a 50,000-row list take most of a minute.
-    write = sys.stdout.write
+    # Plain aligned text straight to (the scrubbed) stdout: a Rich table must see every row
+    # before it can print one, which is what made a 50,000-row list take most of a minute.
+    write = stdout.write
     write(_line([title for title, _width in _COLUMNS]))
     for row in rows:
         write(_line((row.email, row.name or "-", row.tier, row.list_slug, row.shown_status,
                      f"{row.subscribed_at:%Y-%m-%d}", row.topics.replace(";", ", ") or "all")))
-    sys.stdout.flush()
+    stdout.flush()
 
 
 def _line(cells) -> str:  # noqa: ANN001 - a sequence of str
@@ -126,14 +128,14 @@ def _line(cells) -> str:  # noqa: ANN001 - a sequence of str
 
 
 def _write_json_rows(rows, page) -> None:  # noqa: ANN001 - rows of a subscribers.listing.Page
-    write = sys.stdout.write
+    write = stdout.write
     write('{"subscribers": [')
     for number, row in enumerate(rows):
         write((",\n  " if number else "\n  ") + json.dumps(_subscriber_document(row),
                                                            default=json_value,
                                                            ensure_ascii=False))
     write('\n], "next_after": ' + json.dumps(page.next_after) + "}\n")
-    sys.stdout.flush()
+    stdout.flush()
 
 
 def _subscriber_document(row: ListedSubscriber) -> dict:
@@ -178,15 +180,24 @@ def import_csv(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the file and report what "
                                                             "would change; store nothing.")
                        ] = False,
+    from_line: Annotated[int, typer.Option(
+        "--from-line", min=1, help="Resume an interrupted import at this line of the file "
+                                   "(the one it printed).")] = 1,
 ) -> None:
-    """Import subscribers from CSV; bad rows are reported by line and the good ones stored."""
+    """Import subscribers from CSV; bad rows are reported by line and the good ones stored.
+
+    Rows are stored in batches of 5,000, each all-or-nothing. SIGTERM or Ctrl-C stores the
+    rows already read, says how many, and prints the command that resumes the import.
+    """
     application = ready_app(ctx)
-    with _file_progress(file) as position:
+    with stop_on_signals("storing the rows already read, then stopping") as stop, \
+            _file_progress(file) as position:
         report = application.subscribers.import_csv(file, list_slug=list_slug,
                                                     resubscribe=resubscribe, dry_run=dry_run,
-                                                    position=position)
+                                                    position=position, from_line=from_line,
+                                                    stop=stop)
     for warning in report.warnings:
-        err.print(f"warning: {warning}", markup=False)
+        err.print(f"warning: {warning}")
     for line, message in report.errors:
         err.print(f"{file}:{line}: {message}", markup=False)
     out.print(("Dry run, nothing stored: would import" if dry_run else "Imported")
@@ -195,6 +206,13 @@ def import_csv(
               + (f", {report.unsubscribed} marked unsubscribed" if report.unsubscribed else "")
               + (f", {report.kept_unsubscribed} kept unsubscribed (use --resubscribe)"
                  if report.kept_unsubscribed else "") + ".", markup=False)
+    if report.resume_line is not None:
+        err.print(f"interrupted: {report.stored:,} rows stored (lines {from_line} to "
+                  f"{report.resume_line - 1}); nothing from line {report.resume_line} on. "
+                  f"Resume with: digest subscribers import {shlex.quote(str(file))} --list "
+                  f"{shlex.quote(list_slug)} --from-line {report.resume_line}"
+                  + (" --resubscribe" if resubscribe else ""))
+        raise typer.Exit(130)
     if report.errors:
         raise typer.Exit(2)
 

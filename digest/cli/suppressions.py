@@ -10,7 +10,7 @@ from digest.cli.console import out, print_json, print_table
 from digest.cli.context import EmailArgument, JsonOption, ready_app
 
 suppressions_app = typer.Typer(help="Addresses never mailed again, on any list.",
-                               no_args_is_help=True)
+                               no_args_is_help=True, rich_markup_mode=None)
 
 
 @suppressions_app.command("list")

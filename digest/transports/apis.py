@@ -105,9 +105,10 @@ def send_requests(requests: Sequence[R], send_one: Callable[[R], list[SendResult
     A failure of the first request concerns the whole batch and is raised (nothing was handed
     over, or only that request was and nothing else is left). After that, the results so far
     are kept and the rest is reported with :func:`results_after`: raising would lose what was
-    sent. Every error, raised or in a result, goes through ``scrubber`` first, since a provider
-    may echo a credential back. ``messages_of`` gives a request's messages when a request is
-    more than its list of messages."""
+    sent — except for a failure on the sender's side (``retry=False``), which is raised with
+    the results so far in its ``handed_over``. Every error, raised or in a result, goes
+    through ``scrubber`` first, since a provider may echo a credential back. ``messages_of``
+    gives a request's messages when a request is more than its list of messages."""
     messages_of = messages_of or (lambda request: request)  # type: ignore[assignment]
     results: list[SendResult] = []
     for index, request in enumerate(requests):
@@ -117,6 +118,10 @@ def send_requests(requests: Sequence[R], send_one: Callable[[R], list[SendResult
             exc = scrubber.error(raised)
             rest = [m for later in requests[index + 1:] for m in messages_of(later)]
             if index == 0 and (not exc.maybe_sent or not rest):
+                raise exc from None
+            if not exc.retry:
+                # The sender's side (credentials, our `from`): stop; what was sent is kept.
+                exc.handed_over = [_scrubbed(result, scrubber) for result in results]
                 raise exc from None
             results.extend(results_after(exc, messages_of(request), rest))
             break

@@ -1,7 +1,7 @@
 """``/unsubscribe/{token}``: the link in every digest and in its List-Unsubscribe header.
 
-GET only shows a confirmation page: mail clients and scanners fetch links on their own, and a
-GET must never unsubscribe anyone. POST unsubscribes — from the button on that page, or from a
+GET (and HEAD, a bodiless GET) only shows a confirmation page: mail clients, scanners and link
+previewers fetch links on their own, and must never unsubscribe anyone. Only POST unsubscribes — from the button on that page, or from a
 mail client's RFC 8058 one-click request (body ``List-Unsubscribe=One-Click``), which gets a
 short plain answer.
 """
@@ -44,9 +44,10 @@ class UnsubscribePage:
             return self.page(404, state="invalid", reason="We could not find this subscription; "
                                                           "it may have been removed.")
         email, list_name, status = found
-        if request.method == "GET":
+        if request.method != "POST":      # GET or HEAD: the route allows nothing else
             return self.page(state="confirm" if status == "active" else "already", email=email,
                              list_name=list_name, action=str(request.url.path))
+        # The app's form limit (digest.web.body) has already refused a large or slow body.
         body = (await request.body()).decode("utf-8", "replace")
         changed = await run_in_threadpool(app.subscribers.unsubscribe_by_id,
                                           subject.subscriber_id, subject.list_id)

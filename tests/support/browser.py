@@ -44,3 +44,15 @@ def screenshot(page: object, name: str) -> Path:
     path = ARTIFACTS / (re.sub(r"[^A-Za-z0-9_.-]+", "-", name) + ".png")
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     return path
+
+
+@contextmanager
+def another_browser(browser: object, *extra_args: str) -> Iterator[object]:
+    """A second Chromium with more flags (e.g. ``--force-dark-mode``), started by the same
+    Playwright as the session's ``browser`` (Playwright's sync API runs one at a time)."""
+    other = browser.browser_type.launch(  # type: ignore[attr-defined]
+        executable_path=CHROMIUM, args=[*ARGS, *extra_args])
+    try:
+        yield other
+    finally:
+        other.close()

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,6 +39,7 @@ class Step:
     response: Response | None = None
     delay: float = 0.0
     times: int = 1
+    reply: Callable[[Request], Response] | None = None     # an answer made from the request
 
 
 def passes(times: int = 1) -> Step:
@@ -55,6 +58,17 @@ def answer(status: int, body: Any = b"", headers: dict[str, str] | None = None, 
     return Step(Response(status, payload, {**content_type, **(headers or {})}), times=times)
 
 
+def echo_credentials(status: int = 401, *, times: int = 1) -> Step:
+    """Answer the next ``times`` requests with ``status`` and a JSON body quoting the request's
+    ``Authorization`` header and its query string, as some providers' error pages do."""
+    def reply(request: Request) -> Response:
+        body = {"message": f"not authorised: {request.header('authorization')}",
+                "errors": [{"message": f"request {request.path} with "
+                                       f"{request.header('authorization')!r}"}]}
+        return Response(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    return Step(reply=reply, times=times)
+
+
 def hang(seconds: float, *, times: int = 1) -> Step:
     """Handle the next ``times`` requests as usual, then wait ``seconds`` before answering."""
     return Step(delay=seconds, times=times)
@@ -66,6 +80,7 @@ class FakeApi:
     def __init__(self, path: str, *, method: str = "POST") -> None:
         self.path = path
         self.requests: list[Request] = []
+        self.request_times: list[float] = []     # time.monotonic() as each request came
         self._script: deque[Step] = deque()
         self._lock = threading.Lock()
         self._server = HttpServer()
@@ -95,9 +110,12 @@ class FakeApi:
     def _serve(self, request: Request) -> Response:
         with self._lock:
             self.requests.append(request)
+            self.request_times.append(time.monotonic())
             step = self._script.popleft() if self._script else Step()
             if step.response is not None:
                 return step.response
+            if step.reply is not None:
+                return step.reply(request)
             response = self.handle(request)
         # The server sleeps the delay after this returns, outside the lock.
         return replace(response, delay=step.delay)

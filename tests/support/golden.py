@@ -20,6 +20,8 @@ _SCRUBS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"=_digest_[0-9a-f]{24}"), "=_digest_<boundary>"),
     (re.compile(r"__digest_[0-9a-f]{12}_([a-z_]+?)__"), r"{{ \1 }}"),
     (re.compile(r"/unsubscribe/[A-Za-z0-9._~-]+"), "/unsubscribe/<token>"),
+    (re.compile(r"/web/[A-Za-z0-9._~-]+"), "/web/<token>"),
+    (re.compile(r"(<digest\.\d+\.\d+)\.[0-9a-f]{16}@"), r"\1.<tag>@"),
 )
 
 

@@ -69,6 +69,11 @@ class RecordingHandler:
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: ANN001
+        if (self.messages_per_connection
+                and getattr(session, "accepted", 0) >= self.messages_per_connection):
+            # Closing is scheduled after the last 250; a pipelined MAIL that arrived with the
+            # final dot must not be answered before it, as a real server would not.
+            return _scripted(server, HANG_UP)
         with self.lock:
             scripted = self.mail_replies.pop(0) if self.mail_replies else None
         if scripted:

@@ -2,7 +2,8 @@
 
 Which providers have a webhook, and where it is, comes from the registry; a provider without a
 webhook module, or whose webhook secret is not configured, answers 404. A body is verified
-before it is read as events, and refused unread past :data:`MAX_WEBHOOK_BYTES`.
+before it is read as events, and refused unread past :data:`MAX_WEBHOOK_BYTES` (the route's
+limit, see :mod:`digest.web.body`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from starlette.routing import Route
 from digest.app import App
 from digest.config import provider_settings
 from digest.transports.registry import PROVIDERS
-from digest.web.body import read_limited
 from digest.web.webhooks.base import Webhook, WebhookMalformed, WebhookRejected, WebhookRequest
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,7 @@ class WebhookEndpoint:
             known = provider in PROVIDERS and PROVIDERS[provider].webhook is not None
             return JSONResponse({"error": f"no webhook for {provider!r} is configured"
                                  if known else f"unknown provider {provider!r}"}, status_code=404)
-        body = await read_limited(request, MAX_WEBHOOK_BYTES)
-        if body is None:
-            return JSONResponse({"error": f"body larger than {MAX_WEBHOOK_BYTES:,} bytes"},
-                                status_code=413)
+        body = await request.body()      # the route's max_body_size refuses more with 413
         call = WebhookRequest(headers={k.lower(): v for k, v in request.headers.items()},
                               body=body, received_at=time.time(),
                               query=dict(request.query_params))
@@ -82,4 +79,5 @@ class WebhookEndpoint:
 
 
 def routes(app: App, hooks: dict[str, Webhook]) -> list[Route]:
-    return [Route("/webhooks/{provider}", WebhookEndpoint(app, hooks).handle, methods=["POST"])]
+    return [Route("/webhooks/{provider}", WebhookEndpoint(app, hooks).handle, methods=["POST"],
+                  max_body_size=MAX_WEBHOOK_BYTES)]
