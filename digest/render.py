@@ -199,7 +199,9 @@ class Renderer:
         slots = {}
         for name in SLOTS:
             template = self.env.get_template(f"email/partials/{name}.{kind}.j2")
-            filled, empty = (template.render({**context, "value": value}).strip()
+            # Newlines only: a piece may begin with the space that separates it from the
+            # text before it.
+            filled, empty = (template.render({**context, "value": value}).strip("\n")
                              for value in (SLOT_VALUE, ""))
             slots[name] = Slot(filled, empty)
         return slots
