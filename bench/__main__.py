@@ -1,14 +1,14 @@
 """`python -m bench [NAME ...] [--quick]`: run the benchmarks and print their tables.
 
-NAME is any of personalise, smtp, e2e, scaleout, desk, dkim (default: all). --quick runs small sizes, for
-checking that the benchmarks work rather than for figures.
+NAME is any of personalise, smtp, e2e, scaleout, desk, dkim, import (default: all). --quick
+runs small sizes, for checking that the benchmarks work rather than for figures.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bench import desk, dkim_sign, e2e, personalise, scaleout, smtp_throughput
+from bench import desk, dkim_sign, e2e, importer, personalise, scaleout, smtp_throughput
 
 BENCHMARKS = {
     "personalise": personalise.main,
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "scaleout": scaleout.main,
     "desk": desk.main,
     "dkim": dkim_sign.main,
+    "import": importer.main,
 }
 QUICK = {
     "personalise": ["--subscribers", "2000", "--baseline-subscribers", "10", "--runs", "1"],
@@ -25,6 +26,7 @@ QUICK = {
     "scaleout": ["--deliveries", "1000", "--runs", "1"],
     "desk": ["--posts", "5", "--runs", "1"],
     "dkim": ["--messages", "100", "--runs", "1"],
+    "import": ["--sizes", "5000,20000", "--runs", "1"],
 }
 
 

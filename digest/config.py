@@ -183,6 +183,11 @@ class TemplatesConfig(Section):
     dir: str = ""
 
 
+class LoggingConfig(Section):
+    # "json": one JSON object a line on stderr, for log shippers (`--log-format` overrides).
+    format: Literal["text", "json"] = "text"
+
+
 class _Config(Section):
     """The sections that are not a provider's; :data:`Config` adds one per provider."""
 
@@ -202,6 +207,7 @@ class _Config(Section):
     alerts: AlertsConfig = AlertsConfig()
     web: WebConfig = WebConfig()
     templates: TemplatesConfig = TemplatesConfig()
+    logging: LoggingConfig = LoggingConfig()
     dkim: DkimConfig = DkimConfig()
 
     # Where the file was read from; relative paths in it resolve against this folder.

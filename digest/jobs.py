@@ -152,8 +152,11 @@ def work(app: App, *, list_slug: str | None = None, concurrency: int | None = No
             break
         if not (stats.sent or stats.failed or stats.retried):
             stop.wait(idle_seconds)
-    log.info("worker sent=%d failed=%d retry=%d uncertain=%d editions=%d", total.sent,
-             total.failed, total.retried, total.uncertain, len(total.editions))
+    # An idle pass (the scheduler's tick finding nothing due) is not worth a line by default.
+    busy = total.sent or total.failed or total.retried or total.uncertain
+    log.log(logging.INFO if busy else logging.DEBUG,
+            "worker sent=%d failed=%d retry=%d uncertain=%d editions=%d", total.sent,
+            total.failed, total.retried, total.uncertain, len(total.editions))
     return total
 
 

@@ -108,6 +108,8 @@ class Delivery(SQLModel, table=True):
         UniqueConstraint("edition_id", "subscriber_id"),
         # Claims scan pending rows in id order: (status, id) serves them without a sort.
         Index("ix_delivery_claim_order", "status", "id"),
+        # Counts by (edition, status) for `digest status` and /metrics (migration 0007).
+        Index("ix_delivery_edition_status", "edition_id", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,4 +1,8 @@
-"""What `digest status` shows: each source's last fetch and recent editions' delivery counts."""
+"""What `digest status` shows: each source's last fetch and recent editions' delivery counts.
+
+The rows hold values (times as aware UTC datetimes, None for "never"); the table and the
+``--json`` document are two renderings of the same rows, so they cannot disagree.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +23,11 @@ from subscribers.models import MailingList
 @dataclass(frozen=True)
 class SourceRow:
     name: str
-    last_fetched: str
+    last_fetched: datetime | None
     status: str
     failures: int
     error: str
+    configured: bool = True
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,14 @@ class EditionRow:
 class ListRow:
     slug: str
     schedule: str
-    next_run: str
-    last_run: str
+    next_run: str                     # for people: UTC and the list's local time
+    next_run_at: datetime | None      # for scripts
+    last_run_date: str | None         # the issue date of the last scheduled run
+    last_run_status: str | None
+
+    @property
+    def last_run(self) -> str:
+        return f"{self.last_run_date} {self.last_run_status}" if self.last_run_date else "-"
 
 
 @dataclass(frozen=True)
@@ -57,15 +68,26 @@ def next_run_of(app: App, mailing_list: MailingList, now: datetime | None = None
         schedule = ListSchedule.of(mailing_list)
     except DigestError as exc:
         return f"invalid schedule: {exc.message}"
-    if schedule is None:
+    at = next_run_at(app, mailing_list, now)
+    if schedule is None or at is None:
         return "-"
+    local = at.astimezone(schedule.zone)
+    return f"{at:%Y-%m-%d %H:%M} UTC ({local:%a %H:%M %Z})"
+
+
+def next_run_at(app: App, mailing_list: MailingList,
+                now: datetime | None = None) -> datetime | None:
+    """When `digest schedule` next sends the list (UTC); None if unscheduled or invalid."""
+    try:
+        schedule = ListSchedule.of(mailing_list)
+    except DigestError:
+        return None
+    if schedule is None:
+        return None
     zones = (parse_zones(app.subscribers.time_zones_of(schedule.list_id))
              if schedule.per_subscriber_time else [])
     slot = schedule.next_slot(now or utcnow(), zones)
-    if slot is None:
-        return "-"
-    local = slot.at.astimezone(schedule.zone)
-    return f"{slot.at:%Y-%m-%d %H:%M} UTC ({local:%a %H:%M %Z})"
+    return None if slot is None else slot.at
 
 
 def gather(app: App, *, editions: int = 10) -> StatusReport:
@@ -76,12 +98,11 @@ def gather(app: App, *, editions: int = 10) -> StatusReport:
         for name in configured + sorted(set(states) - set(configured)):
             state = states.get(name)
             if state is None:
-                source_rows.append(SourceRow(name, "never", "-", 0, ""))
+                source_rows.append(SourceRow(name, None, "-", 0, ""))
                 continue
-            fetched = f"{state.last_fetched_at:%Y-%m-%d %H:%M}" if state.last_fetched_at else "never"
-            label = state.last_status + ("" if name in configured else " (not configured)")
-            source_rows.append(SourceRow(name, fetched, label, state.failures_in_row,
-                                         state.last_error))
+            source_rows.append(SourceRow(name, state.last_fetched_at, state.last_status,
+                                         state.failures_in_row, state.last_error,
+                                         name in configured))
         recent = session.execute(
             select(Edition, MailingList.slug).join(MailingList, MailingList.id == Edition.list_id)
             .order_by(Edition.issue_date.desc(), Edition.id.desc()).limit(editions)).all()
@@ -104,8 +125,30 @@ def gather(app: App, *, editions: int = 10) -> StatusReport:
     list_rows = []
     for mailing_list in lists:
         run = last_runs.get(mailing_list.id)
-        last = f"{run.issue_date} {run.status}" if run else "-"
         list_rows.append(ListRow(mailing_list.slug, describe_schedule(mailing_list),
-                                 next_run_of(app, mailing_list), last))
+                                 next_run_of(app, mailing_list), next_run_at(app, mailing_list),
+                                 run.issue_date.isoformat() if run else None,
+                                 run.status if run else None))
     return StatusReport(source_rows, edition_rows, list_rows,
                         orphaned=app.delivery_queue().count_orphaned())
+
+
+def status_document(report: StatusReport) -> dict:
+    """`digest status --json`: the keys the README documents."""
+    return {
+        "sources": [{"name": row.name, "last_fetched_at": row.last_fetched,
+                     "status": row.status or None, "failures_in_row": row.failures,
+                     "last_error": row.error or None, "configured": row.configured}
+                    for row in report.sources],
+        "editions": [{"id": row.id, "list": row.list_slug, "issue_date": row.issue_date,
+                      "status": row.status, "posts": row.posts,
+                      "deliveries": {status: row.counts.get(status, 0) for status in
+                                     ("pending", "claimed", "sent", "failed", "uncertain",
+                                      "skipped")}}
+                     for row in report.editions],
+        "lists": [{"slug": row.slug, "schedule": row.schedule, "next_run_at": row.next_run_at,
+                   "last_run": ({"issue_date": row.last_run_date, "status": row.last_run_status}
+                                if row.last_run_date else None)}
+                  for row in report.lists],
+        "orphaned_claims": report.orphaned,
+    }

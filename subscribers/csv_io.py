@@ -1,10 +1,12 @@
 """Subscriber CSV files: read an import row by row, write an export.
 
 An import is checked whole for UTF-8 before any row is read, so that a bad file stores nothing;
-after that each bad row is reported by the line it starts on and the good ones are handed on.
-An address that appears twice is kept at its first line. What the export writes, the import
-reads back unchanged: cells a spreadsheet would run as a formula are quoted on the way out and
-unquoted on the way in.
+after that each bad row is reported by the line it starts on and the good ones are handed on
+(an address that appears twice is caught by the importer, subscribers.bulk_import, which keeps
+the first). A byte order mark is skipped. The delimiter is read off the header: whichever of
+``,`` ``;`` (Excel in most European locales) and tab splits it into a row naming an ``email``
+column. What the export writes, the import reads back unchanged: cells a spreadsheet would run
+as a formula are quoted on the way out and unquoted on the way in.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import csv
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 from digest.errors import InputError
 from digest.schedule import parse_zone
@@ -29,6 +31,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list; "-2+3" is a f
 # A value that itself starts with the quote is quoted once more, so that the import, which
 # takes one quote off, gives back exactly what was exported ("'=x" must not come back "=x").
 _QUOTED_STARTS = (*FORMULA_STARTS, "'")
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
 @dataclass
@@ -48,7 +51,7 @@ class ImportReport:
     resume_line: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)          # not frozen: a frozen __init__ costs a microsecond a row
 class ImportRow:
     """One checked row; None means the file left that value alone."""
 
@@ -63,22 +66,34 @@ class ImportRow:
 
 
 def read_import(path: Path, report: ImportReport, *, tiers: Sequence[str],
-                check_deliverability: bool) -> Iterator[ImportRow]:
-    """The file's good rows; bad and repeated ones go to ``report.errors`` by line."""
-    # Every address seen in the file and its line: a duplicate far down must be reported too.
-    seen: dict[str, int] = {}
-    for line, row in _read_rows(path, report):
+                check_deliverability: bool,
+                position: Callable[[int], None] | None = None) -> Iterator[ImportRow]:
+    """The file's good rows; bad ones go to ``report.errors`` by line. ``position`` is told
+    how many bytes have been read, every thousand rows (for a progress bar)."""
+    known_tiers = set(tiers)
+    rows = _read_rows(path, report, position)
+    header = next(rows)[1]
+    # A column the file lacks reads as None (the import leaves that value alone): it points
+    # at a None cell padded onto the end of each row, as do the cells of a short row.
+    width = len(header)
+    email_at, name_at, tier_at, zone_at, status_at, topics_at = (
+        header.index(column) if column in header else width for column in IMPORT_COLUMNS)
+
+    for line, values in rows:
+        values.extend([None] * (width + 1 - len(values)))    # type: ignore[list-item]
         try:
-            address, key = normalise_email(csv_unsafe(row.get("email") or ""),
+            address, key = normalise_email(csv_unsafe(values[email_at] or ""),
                                            check_deliverability=check_deliverability)
-            name = clean_name(csv_unsafe(row["name"])) if row.get("name") is not None else None
-            raw_tier = (row.get("tier") or "").strip()
-            tier = check_tier(raw_tier, tiers) if raw_tier else None
-            raw_zone = (row.get("timezone") or "").strip()
+            raw_name = values[name_at]
+            name = clean_name(csv_unsafe(raw_name)) if raw_name is not None else None
+            raw_tier = (values[tier_at] or "").strip()
+            tier = (raw_tier if raw_tier in known_tiers else check_tier(raw_tier, list(tiers))) \
+                if raw_tier else None
+            raw_zone = (values[zone_at] or "").strip()
             zone = parse_zone(raw_zone).key if raw_zone else None
-            topics = (canonical_topics(csv_unsafe(row["topics"]))
-                      if row.get("topics") is not None else None)
-            status = (row.get("status") or "").strip().lower()
+            raw_topics = values[topics_at]
+            topics = canonical_topics(csv_unsafe(raw_topics)) if raw_topics is not None else None
+            status = (values[status_at] or "").strip().lower()
             if status == PENDING:
                 raise InputError(f"{address} never confirmed their sign-up (status pending); "
                                  "not imported, so that nobody is mailed without consent")
@@ -88,11 +103,6 @@ def read_import(path: Path, report: ImportReport, *, tiers: Sequence[str],
         except InputError as exc:
             report.errors.append((line, exc.message))
             continue
-        if key in seen:
-            report.errors.append((line, f"{address} already appears on line {seen[key]}; "
-                                        "kept the first"))
-            continue
-        seen[key] = line
         yield ImportRow(line, address, key, name, tier, zone, status == UNSUBSCRIBED, topics)
 
 
@@ -118,29 +128,34 @@ def csv_unsafe(value: str) -> str:
     return value[1:] if value.startswith("'") and value[1:].startswith(_QUOTED_STARTS) else value
 
 
-def _read_rows(path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
-    """Each non-empty row with the line it starts on (a quoted field may span lines)."""
+def _read_rows(path: Path, report: ImportReport, position: Callable[[int], None] | None
+               ) -> Iterator[tuple[int, list[str]]]:
+    """The header (line 1), then each non-empty row's cells with the line it starts on (a
+    quoted field may span lines)."""
     _check_utf8(path)
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
     with handle:
-        # csv.reader, not DictReader: its line_num is the line a row *ends* on, and
-        # DictReader skips blank lines unseen, so the start of a row could not be known.
-        reader = csv.reader(handle)
-        try:
-            header = [h.strip().lower() for h in next(reader, [])]
-        except csv.Error:
-            header = []
+        first = handle.readline()
+        delimiter, header = sniff_header(first)
         if "email" not in header:
-            raise InputError(f"{path}: line 1 must be a header naming an 'email' column "
-                             f"(found: {', '.join(header) or 'nothing'})",
-                             hint="the columns are email,name,tier")
+            raise InputError(
+                f"{path}: line 1 must be a header naming an 'email' column "
+                f"(found: {first.strip()[:200] or 'nothing'})",
+                hint="the columns are email,name,tier, separated by commas, semicolons or "
+                     "tabs (one kind in a file)")
         unknown = [h for h in header if h not in IMPORT_COLUMNS]
         if unknown:
             report.warnings.append(f"ignored unknown column(s): {', '.join(unknown)}")
-        end = reader.line_num
+        if delimiter != ",":
+            report.warnings.append(f"read as {DELIMITERS[delimiter]}-separated")
+        yield 1, header
+        # csv.reader, not DictReader: its line_num is the line a row *ends* on, and
+        # DictReader skips blank lines unseen, so the start of a row could not be known.
+        reader = csv.reader(handle, delimiter=delimiter)
+        end = 1
         while True:
             start = end + 1
             try:
@@ -153,14 +168,34 @@ def _read_rows(path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str
                 report.errors.append((start, f"{exc} (a quote that is never closed?); "
                                              "the rest of the file was not read"))
                 return
-            end = reader.line_num
+            end = reader.line_num + 1
+            if position is not None and end % 1000 == 0:
+                position(handle.buffer.tell())
             if len(values) > len(header):
                 report.errors.append((start, "more fields than the header has columns"))
                 continue
-            row = dict(zip(header, values))
-            if not any(value.strip() for value in row.values()):
+            if not "".join(values).strip():
                 continue
-            yield start, row
+            yield start, values
+
+
+def sniff_header(line: str) -> tuple[str, list[str]]:
+    """The delimiter and the column names of a header line.
+
+    Not csv.Sniffer: it guesses from character frequencies and fails on a one-column file;
+    the header is known to name an email column, which settles it."""
+    candidates = []
+    for delimiter in DELIMITERS:
+        try:
+            header = next(csv.reader([line], delimiter=delimiter), [])
+        except csv.Error:
+            continue
+        header = [h.strip().lower() for h in header]
+        candidates.append(("email" in header, len(header), delimiter, header))
+    # A header naming the email column wins; among those, the one splitting it most.
+    _has_email, _count, delimiter, header = max(
+        candidates, key=lambda c: (c[0], c[1], c[2] == ","), default=(False, 0, ",", []))
+    return delimiter, header
 
 
 def _check_utf8(path: Path) -> None:

@@ -3,19 +3,37 @@
 A slug names one list (unique); schedule values are checked when they are written and stored in
 one canonical form ("07:00", "Europe/London", "mon-fri"), so that everything reading a list
 (the scheduler, `digest status`) can trust them. An unknown slug is a NotFoundError that names
-the known ones.
+the known ones. Deleting a list that has subscribers or editions takes ``force``: then its
+subscriptions, editions, their deliveries and schedule runs go with it in one transaction
+(the subscribers themselves stay: they may be on other lists).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, select
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Engine, delete, func, select
 from sqlmodel import Session
 
 from digest.db import session_scope
 from digest.errors import InputError, NotFoundError
+from digest.models import Delivery, Edition, EditionPost, ScheduleRun
 from digest.schedule import describe_days, parse_days, parse_time, parse_zone
-from subscribers.models import ACTIVE, UNSUBSCRIBED, MailingList, Subscriber, Subscription
+from subscribers.models import (ACTIVE, UNSUBSCRIBED, MailingList, Subscriber, Subscription,
+                                Suppression)
 from subscribers.validation import check_slug, clean_name
+
+
+@dataclass(frozen=True)
+class ListSummary:
+    """What `digest lists show` prints of a list besides its own row."""
+
+    mailing_list: MailingList
+    subscriptions: dict[str, int]        # status -> count (active, unsubscribed, …)
+    suppressed: int                      # subscribed people whose address is suppressed
+    editions: int
+    last_edition: date | None
 
 
 class MailingLists:
@@ -103,6 +121,61 @@ class MailingLists:
                 .order_by(MailingList.slug)
             ).all()
             return [(row[0], row[1], row[2]) for row in rows]
+
+    def summary(self, slug: str) -> ListSummary:
+        with Session(self.engine) as session:
+            mailing_list = self.get(slug, session)
+            counts = dict(session.execute(
+                select(Subscription.status, func.count())
+                .where(Subscription.list_id == mailing_list.id)
+                .group_by(Subscription.status)).all())
+            # Driven by the (few) suppressed addresses, not by the list's million subscriptions.
+            suppressed_ids = (select(Subscriber.id)
+                              .join(Suppression, Suppression.email_key == Subscriber.email_key))
+            suppressed = session.scalar(
+                select(func.count()).select_from(Subscription)
+                .where(Subscription.list_id == mailing_list.id,
+                       Subscription.subscriber_id.in_(suppressed_ids))) or 0
+            editions, last = session.execute(
+                select(func.count(), func.max(Edition.issue_date))
+                .where(Edition.list_id == mailing_list.id)).one()
+        return ListSummary(mailing_list, {ACTIVE: 0, UNSUBSCRIBED: 0, **counts}, suppressed,
+                           editions, last)
+
+    def rename(self, slug: str, new_slug: str) -> MailingList:
+        """Give a list a new slug; its subscribers, editions and schedule stay."""
+        check_slug(new_slug)
+        with session_scope(self.engine) as session:
+            mailing_list = self.get(slug, session)
+            if new_slug != slug and session.scalar(
+                    select(MailingList.id).where(MailingList.slug == new_slug)) is not None:
+                raise InputError(f"a list {new_slug!r} already exists",
+                                 hint="pick another slug, or delete that list first")
+            mailing_list.slug = new_slug
+            session.add(mailing_list)
+            return mailing_list
+
+    def delete(self, slug: str, *, force: bool = False) -> ListSummary:
+        """Delete a list; with subscribers or editions only when ``force``."""
+        summary = self.summary(slug)
+        people = sum(summary.subscriptions.values())
+        if (people or summary.editions) and not force:
+            raise InputError(f"list {slug!r} has {people} subscription(s) and "
+                             f"{summary.editions} edition(s); nothing was deleted",
+                             hint="`digest subscribers export --list " + slug + "` keeps a "
+                                  "copy; pass --force to delete them with the list")
+        list_id = summary.mailing_list.id
+        with session_scope(self.engine) as session:
+            # Explicit deletes child first, not ON DELETE CASCADE: the list's foreign keys
+            # do not cascade, and a SQLite connection may not enforce them at all.
+            editions = select(Edition.id).where(Edition.list_id == list_id)
+            session.execute(delete(Delivery).where(Delivery.edition_id.in_(editions)))
+            session.execute(delete(EditionPost).where(EditionPost.edition_id.in_(editions)))
+            session.execute(delete(Edition).where(Edition.list_id == list_id))
+            session.execute(delete(ScheduleRun).where(ScheduleRun.list_id == list_id))
+            session.execute(delete(Subscription).where(Subscription.list_id == list_id))
+            session.execute(delete(MailingList).where(MailingList.id == list_id))
+        return summary
 
 
 def tiers_by_list(engine: Engine) -> dict[int, dict[str, int]]:

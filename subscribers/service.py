@@ -9,7 +9,7 @@ subscribers.lists; reading and writing CSV files is subscribers.csv_io.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -23,16 +23,15 @@ from digest.errors import InputError, NotFoundError
 from digest.models import Delivery
 from digest.schedule import parse_zone
 from digest.timeutil import utcnow
-from subscribers.csv_io import ImportReport, ImportRow, read_import, write_export
+from subscribers.bulk_import import BulkImport
+from subscribers.csv_io import ImportReport, read_import, write_export
+from subscribers.listing import Page, SubscriberFilter, after_key, check_status
 from subscribers.lists import MailingLists
 from subscribers.models import (ACTIVE, PENDING, STATUSES, UNSUBSCRIBED, MailingList,
                                 Subscriber, Subscription, Suppression)
 from subscribers.suppressions import erasure_key
 from subscribers.topics import canonical_topics
 from subscribers.validation import check_tier, clean_name, normalise_email
-
-IMPORT_BATCH = 1000
-
 
 @dataclass
 class AddResult:
@@ -79,8 +78,11 @@ class SubscriberService:
             topics: str | None = None, resubscribe: bool = False) -> AddResult:
         """Add (or update) a subscriber and make sure they are subscribed to the list.
 
-        An address erased before (`subscribers remove`) is refused unless ``resubscribe``:
-        the person asked to be forgotten, and an admin must mean it to add them again."""
+        Someone who unsubscribed from the list is subscribed again only with ``resubscribe``
+        (as the import does); otherwise this is an InputError and nothing changes. An address
+        erased before (`subscribers remove`) is refused unless ``resubscribe`` too: the person
+        asked to be forgotten, and an admin must mean it to add them again. A pending
+        (unconfirmed) subscription an admin adds becomes active."""
         address, key = normalise_email(email, check_deliverability=self.check_deliverability)
         chosen_topics = canonical_topics(topics) if topics is not None else None
         clean = clean_name(name) if name is not None else None
@@ -113,110 +115,64 @@ class SubscriberService:
                 if chosen_topics is not None:
                     subscriber.topics = chosen_topics
                 subscriber.updated_at = utcnow()
+            if not resubscribe and _left(session, mailing_list.id, subscriber.id):
+                raise InputError(f"{address} unsubscribed from {list_slug}; not subscribing "
+                                 "them again (nothing was changed)",
+                                 hint="pass --resubscribe if they asked to come back; "
+                                      "`digest subscribers update` changes name, tier or "
+                                      "time zone alone")
             resubscribed = _subscribe(session, mailing_list.id, subscriber.id, reactivate=True)
             suppression = session.scalar(select(Suppression).where(Suppression.email_key == key))
             return AddResult(subscriber, created, resubscribed,
                              suppression.reason if suppression else "", erased)
 
+    def update(self, email: str, *, name: str | None = None, tier: str | None = None,
+               time_zone: str | None = None, topics: str | None = None) -> Subscriber:
+        """Change a subscriber's name, tier, time zone or topics; never their subscriptions."""
+        chosen_topics = canonical_topics(topics) if topics is not None else None
+        clean = clean_name(name) if name is not None else None
+        chosen_tier = check_tier(tier, self.tiers) if tier is not None else None
+        zone = (parse_zone(time_zone).key if time_zone else "") if time_zone is not None \
+            else None
+        subscriber = self.get_subscriber(email)
+        with session_scope(self.engine) as session:
+            subscriber = session.get(Subscriber, subscriber.id)
+            for attribute, value in (("name", clean), ("tier", chosen_tier),
+                                     ("time_zone", zone), ("topics", chosen_topics)):
+                if value is not None:
+                    setattr(subscriber, attribute, value)
+            subscriber.updated_at = utcnow()
+            return subscriber
+
     def import_csv(self, path: str | Path, *, list_slug: str, resubscribe: bool = False,
+                   dry_run: bool = False, position: Callable[[int], None] | None = None,
                    from_line: int = 1, stop: threading.Event | None = None) -> ImportReport:
         """Import ``email,name,tier`` rows. Bad rows are reported by line; good rows stored.
 
         People who unsubscribed stay unsubscribed unless ``resubscribe`` is set: an import
         must not undo someone's choice to leave. An optional ``status`` column (as the export
         writes it) saying ``unsubscribed`` stores that subscription unsubscribed, so that an
-        export imported elsewhere does not subscribe the people who had left.
+        export imported elsewhere does not subscribe the people who had left. ``dry_run``
+        reports the same counts and stores nothing. ``position`` hears the bytes read.
 
-        Rows are stored in batches of :data:`IMPORT_BATCH`, each all-or-nothing. When ``stop``
-        is set (SIGTERM, Ctrl-C) the rows already read are stored as one last batch and the
-        import ends with ``report.resume_line``, the first line not stored. ``from_line``
-        resumes there: earlier lines are read only to know the addresses they hold (an address
-        repeated further down is still "already on line …"), and are neither stored nor
-        reported again.
+        Rows are stored in batches (subscribers.bulk_import), each all-or-nothing. When
+        ``stop`` is set (SIGTERM, Ctrl-C) the rows already read are stored as one last batch
+        and the import ends with ``report.resume_line``, the first line not stored.
+        ``from_line`` resumes there: earlier lines are read only to know the addresses they
+        hold (an address repeated further down is still "already on line …"), and are neither
+        stored nor reported again.
         """
         report = ImportReport()
-        list_id = self.lists.get(list_slug).id
-        batch: dict[str, ImportRow] = {}
-        for row in read_import(Path(path), report, tiers=self.tiers,
-                               check_deliverability=self.check_deliverability):
-            if row.line < from_line:
-                continue
-            if stop is not None and stop.is_set():
-                report.resume_line = row.line
-                break
-            batch[row.key] = row
-            if len(batch) >= IMPORT_BATCH:
-                self._store_batch(list_id, batch, report, resubscribe)
-                batch = {}
-        if batch:
-            self._store_batch(list_id, batch, report, resubscribe)
+        importer = BulkImport(self.engine, report, list_id=self.lists.get(list_slug).id,
+                              default_tier=self.default_tier, resubscribe=resubscribe,
+                              dry_run=dry_run)
+        importer.run(read_import(Path(path), report, tiers=self.tiers,
+                                 check_deliverability=self.check_deliverability,
+                                 position=position), from_line=from_line, stop=stop)
         report.errors = [(line, message) for line, message in report.errors
                          if line >= from_line and (report.resume_line is None
                                                    or line < report.resume_line)]
         return report
-
-    def _store_batch(self, list_id: int, batch: dict[str, ImportRow], report: ImportReport,
-                     resubscribe: bool) -> None:
-        with session_scope(self.engine) as session:
-            erased = _erased_among(session, batch)
-            for key in erased:
-                if resubscribe:
-                    _lift_erasure(session, key, resubscribe=True)
-                else:  # they asked to be forgotten: a list from elsewhere must not re-add them
-                    report.errors.append((batch.pop(key).line, "this address was erased at "
-                                          "the person's request; not added (--resubscribe "
-                                          "adds it)"))
-            existing = {s.email_key: s for s in session.scalars(
-                select(Subscriber).where(Subscriber.email_key.in_(list(batch))))}
-            now = utcnow()
-            for key, row in batch.items():
-                subscriber = existing.get(key)
-                if subscriber is None:
-                    subscriber = Subscriber(email=row.address, email_key=key,
-                                            name=row.name or "", tier=row.tier or self.default_tier,
-                                            time_zone=row.time_zone or "",
-                                            topics=row.topics or "")
-                    session.add(subscriber)
-                    existing[key] = subscriber
-                    report.added += 1
-                    continue
-                changed = False
-                if row.name is not None and row.name != subscriber.name:
-                    subscriber.name, changed = row.name, True
-                if row.tier is not None and row.tier != subscriber.tier:
-                    subscriber.tier, changed = row.tier, True
-                if row.time_zone is not None and row.time_zone != subscriber.time_zone:
-                    subscriber.time_zone, changed = row.time_zone, True
-                if row.topics is not None and row.topics != subscriber.topics:
-                    subscriber.topics, changed = row.topics, True
-                if changed:
-                    subscriber.updated_at = now
-                    report.updated += 1
-                else:
-                    report.unchanged += 1
-            session.flush()
-            ids = [s.id for s in existing.values()]
-            subscriptions = {s.subscriber_id: s for s in session.scalars(
-                select(Subscription).where(Subscription.list_id == list_id,
-                                           Subscription.subscriber_id.in_(ids)))}
-            for key, subscriber in existing.items():
-                subscription = subscriptions.get(subscriber.id)
-                if batch[key].unsubscribed:  # the file says this person left the list
-                    if subscription is None:
-                        session.add(Subscription(list_id=list_id, subscriber_id=subscriber.id,
-                                                 status=UNSUBSCRIBED, unsubscribed_at=now))
-                        report.unsubscribed += 1
-                    elif subscription.status == ACTIVE:
-                        subscription.status, subscription.unsubscribed_at = UNSUBSCRIBED, now
-                        report.unsubscribed += 1
-                elif subscription is None:
-                    session.add(Subscription(list_id=list_id, subscriber_id=subscriber.id))
-                elif subscription.status != ACTIVE:
-                    if resubscribe:
-                        subscription.status, subscription.unsubscribed_at = ACTIVE, None
-                    else:
-                        report.kept_unsubscribed += 1
-        report.stored += len(batch)          # committed: the whole batch, or none of it
 
     def rows(self, list_slug: str | None = None, *, status: str | None = None
              ) -> list[SubscriberRow]:
@@ -234,10 +190,25 @@ class SubscriberService:
                     for row in session.execute(query)]
 
     def export_csv(self, list_slug: str, out: IO[str]) -> int:
-        """Write the list's subscribers as CSV (the import's columns first); return the count."""
+        """Write the list's subscribers as CSV (the import's columns first); return the count.
+
+        An unknown list fails before the header is written: nothing half-done on stdout."""
+        rows = self.page(list_slug)      # an unknown list fails here, before the header
         return write_export(out, ((row.email, row.name, row.tier, row.time_zone, row.status,
-                                   row.subscribed_at, row.topics)
-                                  for row in self.rows(list_slug)))
+                                   row.subscribed_at.date().isoformat(), row.topics)
+                                  for row in rows))
+
+    def page(self, list_slug: str | None = None, *, tier: str | None = None,
+             status: str | None = None, search: str | None = None, after: str | None = None,
+             limit: int | None = None) -> Page:
+        """Subscribers in address order, streamed; see subscribers.listing."""
+        if limit is not None and limit < 1:
+            raise InputError(f"--limit {limit} is not a page size", hint="give 1 or more")
+        where = SubscriberFilter(
+            list_id=self.lists.get(list_slug).id if list_slug is not None else None,
+            tier=check_tier(tier, self.tiers) if tier is not None else None,
+            status=check_status(status), search=search, after=after_key(after), limit=limit)
+        return Page(self.engine, where)
 
     def unsubscribe(self, email: str, *, list_slug: str | None = None) -> int:
         """Unsubscribe from one list or from all; the number of subscriptions changed."""
@@ -335,6 +306,12 @@ def _subscribe(session: Session, list_id: int, subscriber_id: int, *, reactivate
         subscription.status, subscription.unsubscribed_at = ACTIVE, None
         return True
     return False
+
+
+def _left(session: Session, list_id: int, subscriber_id: int) -> bool:
+    return session.scalar(select(Subscription.status).where(
+        Subscription.list_id == list_id, Subscription.subscriber_id == subscriber_id)) \
+        == UNSUBSCRIBED
 
 
 def _subscriber_rows_query() -> Select[tuple]:

@@ -5,13 +5,23 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from digest.errors import InputError
 
 MAX_NAME_LENGTH = 200
 # Any control character (CR and LF above all) in a name could end a mail header early.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+# The plain addresses nearly every list is made of (ASCII letters, digits, _ + - in dotted
+# atoms; LDH domain labels without "--", so nothing IDNA would rewrite; an alphabetic TLD),
+# which email-validator accepts and normalises by lower-casing the domain alone. These skip
+# email-validator (70 µs an address, most of an import's time); anything else goes through
+# it. tests/test_subscribers.py checks the two agree on generated addresses.
+FAST_ADDRESS = re.compile(
+    r"(?P<local>[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*)@"
+    r"(?P<domain>(?:(?!-)(?![A-Za-z0-9-]*--)[A-Za-z0-9-]{1,63}(?<!-)\.)+"
+    r"(?P<tld>[A-Za-z]{2,63}))")
+_SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
 
 
 def normalise_email(raw: str, *, check_deliverability: bool = False) -> tuple[str, str]:
@@ -19,6 +29,13 @@ def normalise_email(raw: str, *, check_deliverability: bool = False) -> tuple[st
     text = (raw or "").strip()
     if not text:
         raise InputError("the email address is empty")
+    if not check_deliverability:
+        # The fast pattern admits no control character, so it may come before that check.
+        fast = FAST_ADDRESS.fullmatch(text)
+        if fast and len(fast["local"]) <= 64 and len(text) <= 254 \
+                and fast["tld"].lower() not in _SPECIAL_USE:
+            address = f"{fast['local']}@{fast['domain'].lower()}"
+            return address, address.lower()
     if _CONTROL.search(text):
         raise InputError(f"{text!r} is not a valid email address: it contains a line break "
                          "or control character")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlmodel import Session
 
@@ -17,7 +19,8 @@ from digest.models import Delivery, Edition
 from subscribers.csv_io import csv_safe, csv_unsafe
 from subscribers.models import MailingList, Subscriber, Subscription, Suppression
 from subscribers.service import SubscriberService, active_recipients
-from subscribers.validation import check_slug, check_tier, clean_name, normalise_email
+from subscribers.validation import (FAST_ADDRESS, check_slug, check_tier, clean_name,
+                                    normalise_email)
 
 TIERS = ["free", "client"]
 
@@ -191,11 +194,16 @@ def test_a_name_may_be_200_characters_long_but_not_201():
 
 # -- unsubscribe, re-subscribe, suppression --------------------------------------------------
 
-def test_an_explicit_add_re_subscribes_someone_who_left(engine, service):
-    service.add("ann@example.com", list_slug="morning")
+def test_an_add_re_subscribes_someone_who_left_only_when_asked(engine, service):
+    service.add("ann@example.com", list_slug="morning", name="Ann")
     assert service.unsubscribe("ann@example.com", list_slug="morning") == 1
     assert status_of(engine, "ann@example.com") == "unsubscribed"
-    result = service.add("Ann@example.com", list_slug="morning")
+    with pytest.raises(InputError, match="unsubscribed from morning") as refused:
+        service.add("Ann@example.com", list_slug="morning", name="Someone else")
+    assert "--resubscribe" in refused.value.hint and refused.value.exit_code == 2
+    assert status_of(engine, "ann@example.com") == "unsubscribed"
+    assert service.get_subscriber("ann@example.com").name == "Ann"      # nothing changed
+    result = service.add("Ann@example.com", list_slug="morning", resubscribe=True)
     assert result.resubscribed and not result.created
     assert status_of(engine, "ann@example.com") == "active"
     assert count(engine, Subscription) == 1
@@ -367,6 +375,50 @@ def test_utf8_files_import_with_or_without_a_byte_order_mark(engine, service, tm
     assert rows_as_tuples(service, "morning") == [
         ("zara@example.com", "Zara Ørsted", "client", "active"),
         ("zoe@example.com", "Zoë Ångström", "free", "active")]
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", ","])
+def test_the_delimiter_is_read_off_the_header(engine, service, tmp_path, delimiter):
+    # Excel in a European locale writes semicolons, and a BOM.
+    path = a_csv(tmp_path, delimiter.join(["email", "name", "tier"]) + "\r\n"
+                 + delimiter.join(["ann@example.com", "\"Lee, Ann\"", "client"]) + "\r\n",
+                 bom=True)
+    report = service.import_csv(path, list_slug="morning")
+    assert (report.added, report.errors) == (1, [])
+    assert report.warnings == ([] if delimiter == "," else
+                               [f"read as {'semicolon' if delimiter == ';' else 'tab'}-separated"])
+    assert rows_as_tuples(service, "morning") == [("ann@example.com", "Lee, Ann", "client",
+                                                   "active")]
+
+
+def test_a_dry_run_reports_what_an_import_would_do_and_stores_nothing(engine, service,
+                                                                       tmp_path):
+    service.add("ann@example.com", list_slug="morning", name="Ann")
+    service.add("bob@example.com", list_slug="morning")
+    service.unsubscribe("bob@example.com")
+    path = a_csv(tmp_path, "email,name,tier\nann@example.com,Ann Lee,\nbob@example.com,,\n"
+                           "cy@example.com,Cy,client\ncy@example.com,Cy,client\nbad,,\n")
+    before = rows_as_tuples(service, "morning")
+    dry = service.import_csv(path, list_slug="morning", dry_run=True)
+    assert rows_as_tuples(service, "morning") == before
+    real = service.import_csv(path, list_slug="morning")
+    for report in (dry, real):
+        assert (report.added, report.updated, report.unchanged, report.kept_unsubscribed) == (
+            1, 1, 1, 1)
+        assert [line for line, _message in report.errors] == [5, 6]
+    again = service.import_csv(path, list_slug="morning")
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 3)
+
+
+def test_duplicates_are_caught_across_batches(engine, service, tmp_path, monkeypatch):
+    import subscribers.bulk_import
+    monkeypatch.setattr(subscribers.bulk_import, "BATCH_SIZE", 3)
+    lines = [f"r{n}@example.com,Reader {n},free" for n in range(10)] + ["R2@example.com,X,client"]
+    report = service.import_csv(a_csv(tmp_path, "email,name,tier\n" + "\n".join(lines) + "\n"),
+                                list_slug="morning")
+    assert report.added == 10
+    assert report.errors == [(12, "R2@example.com already appears on line 4; kept the first")]
+    assert ("r2@example.com", "Reader 2", "free", "active") in rows_as_tuples(service, "morning")
 
 
 def test_a_file_that_is_not_utf8_is_a_clear_error_and_imports_nothing(engine, service, tmp_path):
@@ -725,3 +777,69 @@ def test_import_reads_time_zones_and_reports_unknown_ones_by_line(service, tmp_p
     assert report.errors == [(3, "'Mars/Olympus' is not a time zone")]
     zones = {row.email: row.time_zone for row in service.rows("morning")}
     assert zones == {"ann@example.com": "Europe/Paris", "cy@example.com": ""}
+
+
+# -- the fast path of address checking --------------------------------------------------------
+
+@settings(max_examples=400, deadline=None)
+@given(st.from_regex(FAST_ADDRESS, fullmatch=True))
+def test_the_fast_address_path_agrees_with_email_validator(text):
+    from email_validator import EmailNotValidError, validate_email
+    try:
+        result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        with pytest.raises(InputError):
+            normalise_email(text)
+        return
+    expected = result.ascii_email or result.normalized
+    assert normalise_email(text) == (expected, expected.lower())
+
+
+@pytest.mark.parametrize("text", ["a@localhost.test", "a..b@x.org", "a@x--y.org",
+                                  "a@xn--bcher-kva.example", "a@x.123", "ü@x.org",
+                                  f"{'a' * 65}@x.org", f"a@{'b' * 64}.org"])
+def test_addresses_off_the_fast_path_still_get_email_validators_verdict(text):
+    from email_validator import EmailNotValidError, validate_email
+    try:
+        result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        with pytest.raises(InputError):
+            normalise_email(text)
+        return
+    expected = result.ascii_email or result.normalized
+    assert normalise_email(text) == (expected, expected.lower())
+
+
+def test_a_listing_reads_in_internal_pages_without_losing_or_repeating_anyone(
+        engine, service, monkeypatch):
+    import subscribers.listing
+    monkeypatch.setattr(subscribers.listing, "PAGE_SIZE", 3)
+    for n in range(10):
+        service.add(f"r{n}@example.com", list_slug="morning", tier="client" if n % 2 else "free")
+    service.lists.create("evening", "Evening")
+    service.add("r4@example.com", list_slug="evening")
+    every = list(service.page())
+    assert [(row.email, row.list_slug) for row in every] == [
+        (f"r{n}@example.com", "morning") for n in range(5)] + [("r4@example.com", "evening")] \
+        + [(f"r{n}@example.com", "morning") for n in range(5, 10)]
+    page = service.page(limit=7, tier="client")
+    assert [row.email for row in page] == [f"r{n}@example.com" for n in (1, 3, 5, 7, 9)]
+    assert page.next_after is None
+    page = service.page("morning", limit=4)
+    assert [row.email for row in page] == [f"r{n}@example.com" for n in range(4)]
+    assert page.next_after == "r3@example.com"
+    rest = service.page("morning", after=page.next_after)
+    assert [row.email for row in rest] == [f"r{n}@example.com" for n in range(4, 10)]
+
+
+def test_a_listing_being_printed_holds_no_lock(engine, service, monkeypatch):
+    import subscribers.listing
+    monkeypatch.setattr(subscribers.listing, "PAGE_SIZE", 2)
+    for n in range(5):
+        service.add(f"r{n}@example.com", list_slug="morning")
+    rows = iter(service.page())
+    assert next(rows).email == "r0@example.com"
+    # Halfway through the listing, a writer gets in at once (on SQLite: no BEGIN IMMEDIATE
+    # held by the reader), and keyset paging carries on after it.
+    service.add("r9@example.com", list_slug="morning")
+    assert [row.email for row in rows] == [f"r{n}@example.com" for n in (1, 2, 3, 4, 9)]

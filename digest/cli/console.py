@@ -14,13 +14,19 @@ tracebacks of ``--debug`` write through :class:`ScrubbedStream`, which passes ev
 the App's scrubber (:mod:`digest.scrub`) once the config is loaded (:func:`use_scrubber`); text
 handed to ``print`` is scrubbed before Rich renders it too, since a table may wrap a secret
 across two lines where the stream would no longer see it whole.
+
+``--json`` output is one JSON document written to stdout (through the same scrubbed stream,
+never through Rich, whose wrapping would corrupt it); its keys are documented in the README and
+kept stable.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from typing import Any, Optional
 
 from rich.console import Console
@@ -94,3 +100,18 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[str]],
         table.add_row(*(Text(_scrubber.text(cell)) if isinstance(cell, str) else cell
                         for cell in row))
     out.print(table)
+
+
+def print_json(document: Any) -> None:
+    """One JSON document on stdout; dates and times as ISO 8601 strings."""
+    stdout.write(json.dumps(document, default=json_value, ensure_ascii=False, indent=2) + "\n")
+    stdout.flush()
+
+
+def json_value(value: Any) -> Any:
+    """What json.dumps cannot write by itself: dates and times (UTC ones with a Z)."""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

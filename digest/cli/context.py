@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from digest.cli.console import err, use_scrubber
+from digest.cli.logs import use_format
 from digest.config import load_config
 from digest.errors import InputError
 
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
 
 EmailArgument = Annotated[str, typer.Argument(help="The address.")]
 ListOption = Annotated[str, typer.Option("--list", "-l", help="The list's slug.")]
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print one JSON document on stdout (keys in the README) instead of a table.")]
+MetricsPortOption = Annotated[Optional[int], typer.Option(
+    "--metrics-port", min=1, max=65535,
+    help="Also answer Prometheus scrapes at http://[web] host:PORT/metrics.")]
 DateOption = Annotated[Optional[str], typer.Option("--date", help="Issue date YYYY-MM-DD "
                                                                   "[default: today]")]
 
@@ -34,8 +40,9 @@ DateOption = Annotated[Optional[str], typer.Option("--date", help="Issue date YY
 class State:
     """Per-invocation options; the App is built on first use so that --help needs no config."""
 
-    def __init__(self, config_path: Optional[Path]) -> None:
+    def __init__(self, config_path: Optional[Path], *, log_format_given: bool = False) -> None:
         self.config_path = config_path
+        self.log_format_given = log_format_given
         self._app: App | None = None
 
     @property
@@ -44,6 +51,8 @@ class State:
             from digest.app import App
 
             self._app = App(load_config(self.config_path))
+            if not self.log_format_given:
+                use_format(self._app.config.logging.format)
             # Every line printed and logged from here on passes the scrubber: no configured
             # secret is printed (handlers other than ours, e.g. a test's capture, get the filter).
             use_scrubber(self._app.scrubber)
@@ -108,3 +117,19 @@ def stop_on_signals(doing: str = "finishing the sends in flight, then stopping"
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
+
+
+@contextmanager
+def metrics_served(app: App, port: Optional[int]) -> Iterator[None]:
+    """Serve /metrics on ``port`` (if given) for as long as the block runs."""
+    if port is None:
+        yield
+        return
+    from digest.metrics import serve_metrics
+
+    server = serve_metrics(app, port)
+    err.print(f"metrics on http://{app.config.web.host}:{port}/metrics", markup=False)
+    try:
+        yield
+    finally:
+        server.shutdown()

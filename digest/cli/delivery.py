@@ -12,8 +12,8 @@ import typer
 
 from digest.cli.console import err, out, print_table
 from digest.cli.content import print_collect
-from digest.cli.context import (DateOption, ListOption, SignalStop, parse_date, ready_app,
-                                stop_on_signals)
+from digest.cli.context import (DateOption, ListOption, MetricsPortOption, SignalStop,
+                                metrics_served, parse_date, ready_app, stop_on_signals)
 
 if TYPE_CHECKING:
     from digest.app import App
@@ -150,6 +150,7 @@ def worker(
                             "[default: delivery.concurrency].")] = None,
     forever: Annotated[bool, typer.Option("--forever", help="Keep polling for new deliveries "
                                                             "until SIGTERM/SIGINT.")] = False,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Drain pending deliveries and exit when done. Any number of workers, on any number of
     machines, may share one PostgreSQL database and one edition."""
@@ -157,7 +158,8 @@ def worker(
     from digest.progress import delivery_progress
 
     application = ready_app(ctx)
-    with stop_on_signals() as stop, delivery_progress(err, enabled=not forever) as progress:
+    with stop_on_signals() as stop, metrics_served(application, metrics_port), \
+            delivery_progress(err, enabled=not forever) as progress:
         stats = jobs.work(application, list_slug=list_slug, concurrency=concurrency,
                           forever=forever, stop=stop, progress=progress)
     print_recovered(application, stats.recovered)

@@ -20,6 +20,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from digest.cli.console import err, stderr
+from digest.cli.logs import Format, configure_logging
 from digest.cli.content import collect, preview
 from digest.cli.context import State
 from digest.cli.delivery import run, send, worker
@@ -46,14 +47,15 @@ def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Log each phase's events to stderr.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    log_format: Annotated[Optional[Format], typer.Option(
+        "--log-format", case_sensitive=False,
+        help="Log lines as text or as JSON objects (default: the config's logging format, "
+             "else text).")
+    ] = None,
 ) -> None:
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO if verbose
-                        else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=stderr)
-    # Never let a library print protocol traffic (smtplib would print AUTH credentials).
-    for noisy in ("httpx", "httpcore", "sqlalchemy.engine"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    ctx.obj = State(config)
+    configure_logging(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+                      log_format.value if log_format else "text")
+    ctx.obj = State(config, log_format_given=log_format is not None)
 
 
 for command in (init, collect, send, run, worker, serve, schedule, preview, status):

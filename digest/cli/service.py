@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from digest.cli.console import err, out, print_table
-from digest.cli.context import ready_app, state, stop_on_signals
+from digest.cli.logs import json_active
+from digest.cli.console import err, out, print_json, print_table
+from digest.cli.context import (JsonOption, MetricsPortOption, metrics_served, ready_app, state,
+                                stop_on_signals)
 
 if TYPE_CHECKING:
     from digest.app import App
@@ -49,11 +51,20 @@ def serve(
     try:
         # No access log: unsubscribe URLs carry tokens, and logs are no place for them.
         uvicorn.run(create_app(application), host=host or web.host, port=port or web.port,
-                    access_log=False, log_level="info", server_header=False)
+                    access_log=False, log_level="info", server_header=False,
+                    **_uvicorn_logging(application))
     finally:
         if scheduler is not None:
             err.print("stopping the scheduler: finishing the batches in flight", markup=False)
             scheduler.shutdown()
+
+
+def _uvicorn_logging(application: App) -> dict:
+    """Uvicorn's own lines through our handler (JSON, scrubbed) rather than its formatter."""
+    if not json_active():
+        return {}
+    logging.getLogger("uvicorn.error").setLevel(logging.INFO)
+    return {"log_config": None}
 
 
 def _start_scheduler(application: App):  # noqa: ANN202 - digest.scheduler.Scheduler
@@ -83,12 +94,12 @@ def editor_hash() -> None:
     out.print(hash_password(password), markup=False)
 
 
-def schedule(ctx: typer.Context) -> None:
+def schedule(ctx: typer.Context, metrics_port: MetricsPortOption = None) -> None:
     """Run the scheduler in the foreground: each list at its own time, exactly once, however
     many schedulers share the database. SIGTERM or SIGINT finishes the sends in flight,
     records them, and exits."""
     application = ready_app(ctx)
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, metrics_served(application, metrics_port):
         if not logging.getLogger().isEnabledFor(logging.INFO):
             logging.getLogger("digest").setLevel(logging.INFO)   # one line per run, always
         scheduler = _start_scheduler(application)
@@ -98,13 +109,19 @@ def schedule(ctx: typer.Context) -> None:
     err.print("scheduler stopped", markup=False)
 
 
-def status(ctx: typer.Context) -> None:
+def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Sources (last fetch, last error) and recent editions with their delivery counts."""
-    from digest.status import gather
+    from digest.status import gather, status_document
     application = ready_app(ctx)
     report = gather(application)
+    if as_json:
+        print_json(status_document(report))
+        return
     print_table(("source", "last fetch (UTC)", "status", "failures in a row", "last error"),
-                ((row.name, row.last_fetched, row.status, str(row.failures), row.error or "-")
+                ((row.name,
+                  f"{row.last_fetched:%Y-%m-%d %H:%M}" if row.last_fetched else "never",
+                  row.status + ("" if row.configured else " (not configured)"),
+                  str(row.failures), row.error or "-")
                  for row in report.sources), title="Sources")
     print_table(("edition", "list", "date", "status", "posts", "sent", "pending", "failed",
                  "uncertain", "skipped"),

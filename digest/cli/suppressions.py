@@ -6,19 +6,25 @@ from typing import Annotated
 
 import typer
 
-from digest.cli.console import out, print_table
-from digest.cli.context import EmailArgument, ready_app
+from digest.cli.console import out, print_json, print_table
+from digest.cli.context import EmailArgument, JsonOption, ready_app
 
 suppressions_app = typer.Typer(help="Addresses never mailed again, on any list.",
                                no_args_is_help=True, rich_markup_mode=None)
 
 
 @suppressions_app.command("list")
-def list_suppressions(ctx: typer.Context) -> None:
+def list_suppressions(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every suppressed address with its reason."""
+    rows = ready_app(ctx).suppressions.list()
+    if as_json:
+        print_json({"suppressions": [{"email": row.email_key, "reason": row.reason,
+                                      "detail": row.detail, "since": row.created_at}
+                                     for row in rows]})
+        return
     print_table(("address", "reason", "since (UTC)", "detail"),
                 ((row.email_key, row.reason, f"{row.created_at:%Y-%m-%d %H:%M}", row.detail)
-                 for row in ready_app(ctx).suppressions.list()))
+                 for row in rows))
 
 
 @suppressions_app.command("add")

@@ -14,7 +14,9 @@ from digest.cli import main
 @dataclass
 class Result:
     exit_code: int
-    output: str
+    output: str          # stdout and stderr together, as a terminal shows them
+    stdout: str = ""     # stdout alone: what a script would capture (e.g. --json)
+    stderr: str = ""
 
 
 class CliRunner:
@@ -32,4 +34,4 @@ class CliRunner:
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1
         captured = self._capsys.readouterr()
-        return Result(code, captured.out + captured.err)
+        return Result(code, captured.out + captured.err, captured.out, captured.err)
