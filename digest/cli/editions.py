@@ -6,19 +6,17 @@ The same powers as the editors' desk in `digest serve`, through the same functio
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Optional
 
 import typer
 
-from digest.cli.console import err, out, print_table
-from digest.cli.context import DateOption, ListOption, parse_date, ready_app
+from digest.cli.console import err, out, print_json, print_table
+from digest.cli.context import DateOption, JsonOption, ListOption, parse_date, ready_app
 
 editions_app = typer.Typer(help="List, show, approve, cancel and test-send editions.",
                            no_args_is_help=True, rich_markup_mode=None)
 
 IdArgument = Annotated[int, typer.Argument(help="The edition's id (see `digest editions list`).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _when(value) -> str:  # noqa: ANN001 - datetime | None
@@ -39,7 +37,7 @@ def list_editions(
     list_id = application.lists.get(list_slug).id if list_slug else None
     rows = query(application.engine, list_id=list_id)
     if as_json:
-        print(json.dumps([row.as_json() for row in rows], indent=2))
+        print_json([row.as_json() for row in rows])
         return
     print_table(("edition", "list", "date", "status", "posts", "sent", "failed", "uncertain",
                  "pending", "subject"),
@@ -55,7 +53,7 @@ def show(ctx: typer.Context, edition_id: IdArgument, as_json: JsonOption = False
 
     detail = edition_detail(ready_app(ctx).engine, edition_id)
     if as_json:
-        print(json.dumps(detail.as_json(), indent=2))
+        print_json(detail.as_json())
         return
     s = detail.summary
     out.print(f"Edition #{s.id} of {s.list_slug} for {s.issue_date}: {s.status}", markup=False)
