@@ -247,8 +247,10 @@ def show(ctx: typer.Context, email: EmailArgument, as_json: JsonOption = False) 
     application = ready_app(ctx)
     profile = application.subscribers.profile(email)
     who = profile.subscriber
+    suppression = application.suppressions.is_suppressed(who.email)
+    events = application.suppressions.history(who.email)
+    deliveries = recent_deliveries(application.engine, who.id)
     if as_json:
-        suppression = application.suppressions.is_suppressed(who.email)
         print_json({
             "email": who.email, "name": who.name, "tier": who.tier,
             "timezone": who.time_zone or None, "created_at": who.created_at,
@@ -261,10 +263,10 @@ def show(ctx: typer.Context, email: EmailArgument, as_json: JsonOption = False) 
                 "since": suppression.created_at},
             "events": [{"at": event.created_at, "kind": event.kind, "provider": event.provider,
                         "detail": event.detail}
-                       for event in application.suppressions.history(who.email)],
+                       for event in events],
             "deliveries": [dict(zip(("edition", "list", "issue_date", "status", "attempts",
                                      "provider_message_id", "last_error"), row))
-                           for row in recent_deliveries(application.engine, who.id)]})
+                           for row in deliveries]})
         return
     out.print(f"{who.email}  name: {who.name or '-'}  tier: {who.tier}  "
               f"since: {who.created_at:%Y-%m-%d}")
@@ -275,18 +277,15 @@ def show(ctx: typer.Context, email: EmailArgument, as_json: JsonOption = False) 
         out.print(f"  list {slug}: {status} (since {since:%Y-%m-%d})"
                   + (": PENDING — signed up on the web, address not confirmed yet; no digest "
                      "is sent until they confirm" if status == "pending" else ""))
-    suppression = application.suppressions.is_suppressed(who.email)
     if suppression is not None:
         out.print(f"  SUPPRESSED since {suppression.created_at:%Y-%m-%d %H:%M} UTC: "
                   f"{suppression.reason} {suppression.detail}".rstrip(), markup=False)
-    events = application.suppressions.history(who.email)
     if events:
         print_table(("when (UTC)", "event", "provider", "detail"),
                     ((f"{event.created_at:%Y-%m-%d %H:%M}", event.kind, event.provider,
                       event.detail) for event in events), title="Bounce history")
     else:
         out.print("  no bounces or complaints recorded")
-    deliveries = recent_deliveries(application.engine, who.id)
     if deliveries:
         print_table(("edition", "list", "date", "status", "attempts", "provider id",
                      "last error"), ([str(value) for value in row] for row in deliveries),
