@@ -124,6 +124,12 @@ class ProgressListener(Protocol):
         """One more batch is recorded."""
 
 
+def due_by(now: datetime) -> ColumnElement[bool]:
+    """A delivery with no retry time, or whose retry time has come (with status pending, it is
+    one that a worker would claim at ``now``)."""
+    return or_(Delivery.not_before.is_(None), Delivery.not_before <= now)
+
+
 class DeliveryQueue:
     """The delivery table seen as a queue: claim, release, record. Named queries live here."""
 
@@ -151,8 +157,7 @@ class DeliveryQueue:
 
     def _due(self, now: datetime, edition_ids: Sequence[int] | None,
              list_id: int | None) -> ColumnElement[bool]:
-        return and_(self._pending(edition_ids, list_id),
-                    or_(Delivery.not_before.is_(None), Delivery.not_before <= now))
+        return and_(self._pending(edition_ids, list_id), due_by(now))
 
     def next_due(self, *, edition_ids: Sequence[int] | None = None,
                  list_id: int | None = None) -> datetime | None:

@@ -27,11 +27,12 @@ from datetime import datetime, timedelta
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from digest.app import App
+from digest.deliver import due_by
 from digest.models import Delivery, DeliveryStatus, Edition, ScheduleRun, SourceState
 from digest.timeutil import utcnow
 from subscribers.models import MailingList
@@ -69,8 +70,7 @@ class DigestCollector(Collector):
                 select(func.count()).select_from(Delivery)
                 .where(Delivery.status == DeliveryStatus.SENT,
                        Delivery.sent_at >= now - RATE_WINDOW)) or 0
-            due = and_(Delivery.status == DeliveryStatus.PENDING,
-                       or_(Delivery.not_before.is_(None), Delivery.not_before <= now))
+            due = and_(Delivery.status == DeliveryStatus.PENDING, due_by(now))
             # A due delivery has waited since its retry time, or since its edition was
             # enqueued if it never had one.
             waiting_since = func.coalesce(Delivery.not_before, Edition.enqueued_at,
