@@ -274,8 +274,7 @@ class SmtpTransport:
         try:
             if connection.does_esmtp and connection.has_extn("pipelining"):
                 # RFC 2920: MAIL, RCPT and DATA in one write, then their three replies.
-                connection.send(f"MAIL FROM:<{message.envelope_from}>\r\n"
-                                f"RCPT TO:<{message.to_address}>\r\nDATA\r\n".encode("ascii"))
+                connection.send(_envelope(message))
                 mail = self._mail_reply(connection, message)
                 rcpt = connection.getreply()
                 data = connection.getreply()
