@@ -64,8 +64,6 @@ class BodyTimeout:
         await self.app(scope, timed_receive, send)
 
 
-
-
 async def read_limited(request: Request, limit: int) -> bytes | None:
     """The body, or None if it is longer than ``limit`` (read no further than that)."""
     declared = request.headers.get("content-length", "")

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from digest.app import App
 from digest.errors import DigestError, InputError, NotFoundError
-from digest.web.body import read_limited
+from digest.web.body import FORM_BODY_LIMIT, read_limited
 from digest.web.client_limit import ClientLimit
 from digest.web.pages import origin_allowed
 from digest.web.editor.auth import (LOGIN_ATTEMPTS, LOGIN_COOKIE, LOGIN_WINDOW_SECONDS,
@@ -31,7 +31,6 @@ from digest.web.editor.auth import (LOGIN_ATTEMPTS, LOGIN_COOKIE, LOGIN_WINDOW_S
 
 log = logging.getLogger(__name__)
 
-FORM_LIMIT = 16 * 1024
 # What a notice in a redirect may say: fixed texts, so nothing from a URL is shown.
 NOTICES = {
     "approved": "Approved: it goes at once if its send time has passed, else at that time.",
@@ -107,7 +106,7 @@ class Desk:
             session_id = self.sessions.read(request.cookies.get(SESSION_COOKIE))
             if session_id is None:
                 return RedirectResponse("/editor/login", status_code=303)
-            body = await read_limited(request, FORM_LIMIT)
+            body = await read_limited(request, FORM_BODY_LIMIT)
             if body is None:
                 return PlainTextResponse("form too large", status_code=413)
             form = _form(body)
@@ -143,7 +142,7 @@ class Desk:
             return PlainTextResponse("Too many failed logins; try again later.",
                                      status_code=429,
                                      headers={"Retry-After": str(int(wait) + 1)})
-        body = await read_limited(request, FORM_LIMIT)
+        body = await read_limited(request, FORM_BODY_LIMIT)
         form = _form(body or b"")
         token = request.cookies.get(LOGIN_COOKIE, "")
         if not (body is not None and token and Sessions.same(token, form.get("csrf", ""))
