@@ -12,8 +12,9 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from digest.approval import get_edition, send_time_of
+from digest.editions import edition_posts
 from digest.errors import DigestError
-from digest.models import Delivery, Edition, EditionPost, Post
+from digest.models import Delivery, Edition, EditionPost
 from subscribers.models import MailingList
 
 
@@ -89,9 +90,7 @@ def edition_detail(engine: Engine, edition_id: int) -> EditionDetail:
         edition = get_edition(session, edition_id)
         mailing_list = session.get(MailingList, edition.list_id)
         summary = _summaries(session, [(edition, mailing_list)])[0]
-        posts = session.scalars(
-            select(Post).join(EditionPost, EditionPost.post_id == Post.id)
-            .where(EditionPost.edition_id == edition_id).order_by(EditionPost.position)).all()
+        posts = edition_posts(session, edition_id)
         return EditionDetail(summary, [
             EditionPostRow(p.id, p.title, p.url, p.source, p.author, list(p.categories or ()),
                            p.first_seen_at, p.published_at) for p in posts])
