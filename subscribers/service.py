@@ -359,13 +359,6 @@ def expire_pending(engine: Engine, days: int, *, now: datetime | None = None) ->
         return len(stale)
 
 
-def _erased_among(session: Session, batch: dict[str, object]) -> list[str]:
-    """The keys of the batch whose address was erased before."""
-    hashes = {erasure_key(key): key for key in batch}
-    return [hashes[found] for found in session.scalars(
-        select(Suppression.email_key).where(Suppression.email_key.in_(list(hashes))))]
-
-
 def _lift_erasure(session: Session, key: str, *, resubscribe: bool) -> bool:
     """True if the address was erased before; with ``resubscribe`` the hash is dropped."""
     hashed = erasure_key(key)
