@@ -41,16 +41,9 @@ def send_time_of(mailing_list: MailingList, issue_date: date) -> datetime | None
     return local_instant(issue_date, schedule.send_time, schedule.zone)
 
 
-def get_edition(session: Session, edition_id: int) -> Edition:
-    edition = session.get(Edition, edition_id)
-    if edition is None:
-        raise NotFoundError(f"no edition #{edition_id}",
-                            hint="`digest editions list` shows the editions and their ids")
-    return edition
-
-
-def _locked(session: Session, edition_id: int) -> Edition:
-    edition = session.get(Edition, edition_id, with_for_update=True)
+def get_edition(session: Session, edition_id: int, *, lock: bool = False) -> Edition:
+    """The edition, or NotFoundError; ``lock`` holds its row (FOR UPDATE) until the commit."""
+    edition = session.get(Edition, edition_id, with_for_update=lock)
     if edition is None:
         raise NotFoundError(f"no edition #{edition_id}",
                             hint="`digest editions list` shows the editions and their ids")
@@ -60,7 +53,7 @@ def _locked(session: Session, edition_id: int) -> Edition:
 def approve(engine: Engine, edition_id: int, *, now: datetime | None = None) -> Edition:
     """Mark an awaiting (or planned) edition approved. Approving twice is harmless."""
     with session_scope(engine) as session:
-        edition = _locked(session, edition_id)
+        edition = get_edition(session, edition_id, lock=True)
         if edition.status == EditionStatus.CANCELLED:
             raise InputError(f"edition #{edition_id} was cancelled; it cannot be approved",
                              hint="its posts go to the list's next edition: approve that one")
@@ -75,7 +68,7 @@ def approve(engine: Engine, edition_id: int, *, now: datetime | None = None) -> 
 def cancel(engine: Engine, edition_id: int, *, now: datetime | None = None) -> Edition:
     """Cancel an edition that has sent nothing; its posts go to the list's next edition."""
     with session_scope(engine) as session:
-        edition = _locked(session, edition_id)
+        edition = get_edition(session, edition_id, lock=True)
         if edition.status == EditionStatus.CANCELLED:
             return edition
         started = session.scalar(select(func.count()).select_from(Delivery).where(
@@ -96,7 +89,7 @@ def cancel(engine: Engine, edition_id: int, *, now: datetime | None = None) -> E
 
 
 def _changeable(session: Session, edition_id: int) -> Edition:
-    edition = _locked(session, edition_id)
+    edition = get_edition(session, edition_id, lock=True)
     if edition.status not in CHANGEABLE:
         raise InputError(f"edition #{edition_id} is {edition.status}: only an edition waiting "
                          "for approval can change", hint="change the next edition instead")
