@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from digest.app import App
 from digest.errors import InputError
+from digest.web.pages import page
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ class UnsubscribePage:
         self.template = app.templates.get_template("web/unsubscribe.html.j2")
 
     def page(self, status: int = 200, **values: object) -> HTMLResponse:
-        return HTMLResponse(self.template.render(site=self.app.config.site, **values),
-                            status_code=status, headers={"Cache-Control": "no-store"})
+        # Through the readers' pages' helper: its headers keep the button from being framed.
+        return page(self.template, status, site=self.app.config.site, **values)
 
     async def handle(self, request: Request) -> Response:
         app = self.app
