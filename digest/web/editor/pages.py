@@ -25,7 +25,7 @@ from digest.app import App
 from digest.errors import DigestError, InputError, NotFoundError
 from digest.web.body import FORM_BODY_LIMIT, read_limited
 from digest.web.client_limit import ClientLimit
-from digest.web.pages import origin_allowed
+from digest.web.pages import client_ip, origin_allowed
 from digest.web.editor.auth import (LOGIN_ATTEMPTS, LOGIN_COOKIE, LOGIN_WINDOW_SECONDS,
                                     SESSION_COOKIE, SESSION_HOURS, Password, Sessions)
 
@@ -135,7 +135,7 @@ class Desk:
         return response
 
     async def login(self, request: Request) -> Response:
-        client = request.client.host if request.client else "?"
+        client = client_ip(request)
         wait = self.login_limit.allow(client)
         if wait:
             log.warning("editor login=limited client=%s", client)
