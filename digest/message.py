@@ -183,12 +183,13 @@ class MessageBuilder:
         self.tag = tag
         self.domain = address.rsplit("@", 1)[1]
         self._unsubscribe_url = unsubscribe_url
-        # Signed only when the variant's templates link it (a link costs a signature).
+        # Links are signed only when the variant's templates use them (a link costs a
+        # signature).
         uses = set(variant.html.fields) | set(variant.text.fields)
         self._preferences_url = (preferences_url if uses & {"preferences_url",
                                                           "preferences_link"} else None)
         self._dkim = dkim
-        self._web_version_url = web_version_url
+        self._web_version_url = web_version_url if "web_version_url" in uses else None
         self._id_tag = _message_id_tag(message_id_key, edition_id, issued_at)
         # Feedback-ID (Gmail's feedback loop): campaign:list:type:sender, each without colons.
         self.feedback_id = ":".join(part.replace(":", "-") for part in (
