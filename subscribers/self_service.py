@@ -115,8 +115,9 @@ class SelfService:
                     session.add(Subscription(list_id=mailing_list.id,
                                              subscriber_id=subscriber.id, status=PENDING,
                                              created_at=now))
-                elif status == UNSUBSCRIBED:
-                    # They left and ask to come back: pending again until they confirm.
+                else:
+                    # They left and ask to come back, or ask again before confirming: pending
+                    # (again) from now, so that the sign-up outlives the link it mails now.
                     session.execute(update(Subscription).where(
                         Subscription.subscriber_id == subscriber.id,
                         Subscription.list_id == mailing_list.id

@@ -186,6 +186,15 @@ def test_unconfirmed_sign_ups_expire(site):
     assert site.status_of("bo@example.org") == {"morning": "active"}
 
 
+def test_signing_up_again_before_confirming_starts_the_wait_afresh(site):
+    six_days_on = utcnow() + timedelta(days=6)
+    site.app.self_service.sign_up("ana@example.org", ["morning"])
+    site.app.self_service.sign_up("ana@example.org", ["morning"], now=six_days_on)
+    assert expire_pending(site.app.engine, 7, now=six_days_on + timedelta(days=2)) == 0
+    assert site.status_of("ana@example.org") == {"morning": "pending"}
+    assert expire_pending(site.app.engine, 7, now=six_days_on + timedelta(days=8)) == 1
+
+
 def test_a_suppressed_address_is_never_mailed_but_gets_the_same_page(site, smtp_server):
     site.app.suppressions.add("gone@example.org", reason="hard-bounce")
     answer = sign_up(site, "gone@example.org")
