@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 
 from typing import Protocol
 
-from sqlalchemy import (ColumnElement, Connection, Engine, and_, bindparam, func, or_, select,
-                        text, update)
+from sqlalchemy import (ColumnElement, Connection, Dialect, Engine, Executable, and_, bindparam,
+                        func, or_, select, text, update)
 from sqlmodel import Session
 
 from digest.db import session_scope
@@ -147,6 +147,8 @@ class DeliveryQueue:
         self.uncertain_policy = uncertain_policy
         self.clock = clock
         self.prefetched: list[Claimed] = []
+        # Shared with the twins of for_thread: statements carry no worker or time.
+        self._statements: dict[tuple, _ClaimStatements] = {}
 
     def for_thread(self, number: int) -> DeliveryQueue:
         """The same queue for one sending thread: its claims carry a worker id of their own."""
@@ -195,29 +197,13 @@ class DeliveryQueue:
     def _claim(self, session: Session, limit: int, edition_ids: Sequence[int] | None,
                list_id: int | None) -> list[Claimed]:
         now = self.clock()
-        candidates = (select(Delivery.id).where(self._due(now, edition_ids, list_id))
-                      .order_by(Delivery.id).limit(limit).with_for_update(skip_locked=True))
-        rows = session.execute(
-            update(Delivery).where(Delivery.id.in_(candidates.scalar_subquery()))
-            .values(status=DeliveryStatus.CLAIMED, claimed_by=self.worker_id,
-                    claimed_at=now, attempts=Delivery.attempts + 1)
-            .returning(Delivery.id, Delivery.edition_id, Delivery.subscriber_id,
-                       Delivery.attempts)
-            .execution_options(synchronize_session=False)).all()
+        statements = self._claim_statements(edition_ids, list_id)
+        connection = session.connection()
+        params = {"b_now": now, "b_worker": self.worker_id, "b_limit": limit}
+        rows = connection.execute(statements.claim, params).all()
         if not rows:
             return []
-        people = {row.id: row for row in session.execute(
-            select(Delivery.id, Subscriber.email, Subscriber.name, Subscriber.tier,
-                   Subscriber.topics, Subscription.status.label("subscription"),
-                   Suppression.reason.label("suppressed"))
-            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-            .join(Edition, Edition.id == Delivery.edition_id)
-            .join(Subscription, and_(Subscription.subscriber_id == Subscriber.id,
-                                     Subscription.list_id == Edition.list_id), isouter=True)
-            .join(Suppression, Suppression.email_key == Subscriber.email_key, isouter=True)
-            # The rows just claimed, found by claim rather than by a list of 500 ids.
-            .where(Delivery.claimed_by == self.worker_id, Delivery.claimed_at == now,
-                   Delivery.status == DeliveryStatus.CLAIMED))}
+        people = {row.id: row for row in connection.execute(statements.people, params)}
         claimed, skipped = [], []
         for row in rows:
             person = people.get(row.id)
@@ -228,11 +214,22 @@ class DeliveryQueue:
                                    person.name, person.tier, row.attempts, person.topics))
         if skipped:
             # They left (or their address was suppressed) after the edition was enqueued.
-            session.connection().execute(
+            connection.execute(
                 update(Delivery).where(Delivery.id == bindparam("b_id"))
                 .values(status=DeliveryStatus.SKIPPED, last_error=bindparam("b_error")),
                 skipped)
         return sorted(claimed, key=lambda c: c.delivery_id)
+
+    def _claim_statements(self, edition_ids: Sequence[int] | None,
+                          list_id: int | None) -> _ClaimStatements:
+        """The claim's two statements for one scope, built once: building SQLAlchemy
+        expressions cost more than running them, once per group of 10."""
+        key = (tuple(edition_ids) if edition_ids is not None else None, list_id)
+        statements = self._statements.get(key)
+        if statements is None:
+            statements = self._statements[key] = _ClaimStatements.build(
+                self._pending(edition_ids, list_id))
+        return statements
 
     def record(self, claimed: Sequence[Claimed], results: Iterable[SendResult], *,
                refill: tuple[int, dict] | None = None) -> DeliveryStats:
@@ -308,14 +305,12 @@ class DeliveryQueue:
                 "ids": [delivery_id for _provider, delivery_id in sent],
                 "providers": [provider for provider, _delivery_id in sent]})
             return
-        ids = [delivery_id for _provider, delivery_id in sent]
-        connection.execute(update(Delivery).where(
-            Delivery.id.in_(ids), Delivery.claimed_by == self.worker_id,
-            Delivery.status == DeliveryStatus.CLAIMED,
-        ).values(status=DeliveryStatus.SENT, sent_at=now, last_error=""))
-        marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        connection.exec_driver_sql(
-            f"UPDATE delivery SET provider_message_id = {marker} WHERE id = {marker}", sent)
+        # SQLite: one statement run by the driver for every row, with the time converted to
+        # its stored form once.
+        stored_now = _stored_time(connection.dialect)(now)
+        connection.exec_driver_sql(_MARK_SENT_SQLITE, [
+            (stored_now, provider, delivery_id, self.worker_id)
+            for provider, delivery_id in sent])
 
     def take_prefetched(self) -> list[Claimed]:
         """The group claimed by the last ``record(refill=...)``, handed over once."""
@@ -384,6 +379,54 @@ _MARK_SENT_POSTGRES = text(
     "FROM unnest(CAST(:ids AS integer[]), CAST(:providers AS text[])) AS v(id, provider) "
     "WHERE delivery.id = v.id AND delivery.claimed_by = :worker "
     "AND delivery.status = 'claimed'").bindparams(bindparam("now", type_=UTCDateTime))
+
+
+_MARK_SENT_SQLITE = (
+    "UPDATE delivery SET status = 'sent', sent_at = ?, last_error = '', "
+    "provider_message_id = ? WHERE id = ? AND claimed_by = ? AND status = 'claimed'")
+
+
+def _stored_time(dialect: Dialect) -> Callable[[datetime], object]:
+    """How the dialect's driver is handed a time for a UTCDateTime column."""
+    processor = Delivery.__table__.c.sent_at.type.bind_processor(dialect)
+    return processor or (lambda value: value)
+
+
+@dataclass(frozen=True)
+class _ClaimStatements:
+    """Claim up to ``b_limit`` due deliveries for ``b_worker`` at ``b_now``, and read who they
+    go to. PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim side by
+    side; SQLite: the write transaction (BEGIN IMMEDIATE) makes the claim a single writer."""
+
+    claim: Executable
+    people: Executable
+
+    @classmethod
+    def build(cls, pending: ColumnElement[bool]) -> _ClaimStatements:
+        now = bindparam("b_now", type_=UTCDateTime)
+        candidates = (select(Delivery.id)
+                      .where(pending, or_(Delivery.not_before.is_(None),
+                                          Delivery.not_before <= now))
+                      .order_by(Delivery.id).limit(bindparam("b_limit"))
+                      .with_for_update(skip_locked=True))
+        claim = (update(Delivery).where(Delivery.id.in_(candidates.scalar_subquery()))
+                 .values(status=DeliveryStatus.CLAIMED, claimed_by=bindparam("b_worker"),
+                         claimed_at=now, attempts=Delivery.attempts + 1)
+                 .returning(Delivery.id, Delivery.edition_id, Delivery.subscriber_id,
+                            Delivery.attempts))
+        people = (
+            select(Delivery.id, Subscriber.email, Subscriber.name, Subscriber.tier,
+                   Subscriber.topics, Subscription.status.label("subscription"),
+                   Suppression.reason.label("suppressed"))
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .join(Edition, Edition.id == Delivery.edition_id)
+            .join(Subscription, and_(Subscription.subscriber_id == Subscriber.id,
+                                     Subscription.list_id == Edition.list_id), isouter=True)
+            .join(Suppression, Suppression.email_key == Subscriber.email_key, isouter=True)
+            # The rows just claimed, found by claim rather than by a list of 500 ids.
+            .where(Delivery.claimed_by == bindparam("b_worker"), Delivery.claimed_at == now,
+                   Delivery.status == DeliveryStatus.CLAIMED))
+        return cls(claim, people)
 
 
 def _skip_reason(person: object | None) -> str:

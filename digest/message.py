@@ -6,7 +6,10 @@ subscriber is then a join of pre-encoded bytes with a few small encoded values: 
 premailer and no ``email`` package per message.
 
 Quoted-printable keeps every line under 76 characters (SMTP allows 998). Each piece ends with a
-soft line break (``=`` CRLF), which decoders remove, so pieces can be concatenated freely.
+soft line break (``=`` CRLF), which decoders remove, so pieces can be concatenated freely, and
+each starts a line. A "." that would start a line is written ``=2E`` (RFC 2049, section 3): the
+bytes are then already what SMTP sends, with no dot-stuffing, and the SMTP transport can send
+them without scanning every message.
 """
 
 from __future__ import annotations
@@ -113,11 +116,32 @@ def _qp_literal(text: str) -> bytes:
     # quoprimime encodes code points, not bytes: hand it the UTF-8 bytes as latin-1 text.
     octets = text.replace("\r\n", "\n").encode("utf-8").decode("latin-1")
     encoded = email.quoprimime.body_encode(octets, maxlinelen=QP_LINE, eol="\r\n").encode("ascii")
-    return encoded if text.endswith("\n") else encoded + SOFT_BREAK
+    return _no_leading_dots(encoded if text.endswith("\n") else encoded + SOFT_BREAK)
+
+
+def _no_leading_dots(encoded: bytes) -> bytes:
+    """Quoted-printable lines with a leading "." written as "=2E", which decodes the same.
+    A line that would grow past 76 characters is split by a soft break after the "=2E"."""
+    if not (encoded.startswith(b".") or b"\n." in encoded):
+        return encoded
+    lines = encoded.split(CRLF)
+    for number, line in enumerate(lines):
+        if line.startswith(b"."):
+            rest = line[1:]
+            if len(rest) + 3 > QP_LINE + 1:
+                # The rest is at most 74 characters, so escaping its own leading "." fits.
+                rest = b"=" + CRLF + (b"=2E" + rest[1:] if rest.startswith(b".") else rest)
+            lines[number] = b"=2E" + rest
+    return CRLF.join(lines)
 
 
 def _qp_value(value: str) -> bytes:
     """Encode a short per-subscriber value: C-speed paths for the common values."""
+    # A piece starts a line: a name or link that starts with "." (or is cut before one).
+    return _no_leading_dots(_qp_value_lines(value))
+
+
+def _qp_value_lines(value: str) -> bytes:
     if not value:
         return b""
     if value.isascii() and value.isprintable() and value[-1] != " ":
@@ -318,6 +342,7 @@ class MessageBuilder:
             build_raw=build_raw,
             build_html=lambda: variant.html.fill(escaped),
             build_text=lambda: variant.text.fill(raw_values),
+            smtp_ready=True,
         )
 
     def _raw(self, to_header: str, headers: dict[str, str], escaped: dict[str, str],

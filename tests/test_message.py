@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from digest.errors import ConfigError, InputError
@@ -150,8 +150,11 @@ def lf(text: str) -> str:
 
 
 def assert_well_formed(raw: bytes) -> None:
-    """CRLF line ends only; headers within SMTP's 998 and bodies within quoted-printable's 76."""
+    """CRLF line ends only; headers within SMTP's 998 and bodies within quoted-printable's 76;
+    no line that starts with "." — the bytes are what SMTP sends, with no dot-stuffing."""
     assert b"\n" not in raw.replace(b"\r\n", b""), "a bare LF"
+    assert not raw.startswith(b".") and b"\n." not in raw, "a line that starts with '.'"
+    assert raw.endswith(b"\r\n")
     assert b"\r" not in raw.replace(b"\r\n", b""), "a bare CR"
     head, body = raw.split(b"\r\n\r\n", 1)
     for line in head.split(b"\r\n"):
@@ -503,3 +506,27 @@ def test_an_ascii_value_with_equals_signs_decodes_back_and_keeps_lines_short(val
     encoded = _qp_value(value + "=a=b=")
     assert quopri.decodestring(encoded.replace(b"=\r\n", b"")) == (value + "=a=b=").encode()
     assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
+    assert not encoded.startswith(b".") and b"\n." not in encoded
+
+
+@given(st.text(alphabet=".a é=\n", max_size=600))
+@example("." * 300)                 # lines of 75 that start with ".": split after the "=2E"
+@example("a" * 74 + ".." * 80)
+def test_a_dot_that_would_start_a_line_is_encoded_and_decodes_back(text):
+    from digest.message import _qp_literal, _qp_value
+
+    for encoded, expected in ((_qp_literal(text), text), (_qp_value(text.replace("\n", " ")),
+                                                          text.replace("\n", " "))):
+        lines = encoded.split(b"\r\n")
+        assert not any(line.startswith(b".") for line in lines)
+        assert all(len(line) <= 76 for line in lines)
+        decoded = quopri.decodestring(encoded.replace(b"=\r\n", b"")).decode("utf-8")
+        assert decoded.replace("\r\n", "\n") == expected
+
+
+def test_a_message_is_sent_over_smtp_as_built():
+    from digest.transports.smtp import _wire_format
+
+    outgoing = a_builder(render_variant()).build(a_recipient(".Dot", ".dot@example.com"))
+    assert outgoing.smtp_ready
+    assert _wire_format(outgoing.raw) == outgoing.raw

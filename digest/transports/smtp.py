@@ -214,7 +214,7 @@ class SmtpTransport:
                 results.append(refusal)
                 written = b""
             else:
-                written = _wire_format(message.raw) + b".\r\n"
+                written = _data(message) + b".\r\n"
             if following is not None and self._connection is connection:
                 written += _envelope(following)
             try:
@@ -293,7 +293,7 @@ class SmtpTransport:
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _Disconnected(str(exc) or type(exc).__name__, handed_over=False) from None
         try:
-            connection.send(_wire_format(message.raw) + b".\r\n")
+            connection.send(_data(message) + b".\r\n")
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _Disconnected(str(exc) or type(exc).__name__, handed_over=False) from None
         try:
@@ -366,6 +366,11 @@ class SmtpTransport:
 def _envelope(message: OutgoingMessage) -> bytes:
     return (f"MAIL FROM:<{message.envelope_from}>\r\n"
             f"RCPT TO:<{message.to_address}>\r\nDATA\r\n").encode("ascii")
+
+
+def _data(message: OutgoingMessage) -> bytes:
+    """The message as DATA sends it (without the final "."): our builder's bytes as they are."""
+    return message.raw if message.smtp_ready else _wire_format(message.raw)
 
 
 def _wire_format(raw: bytes) -> bytes:
