@@ -19,14 +19,16 @@ from bench.common import Row, peak_rss_mb, print_table, run_child, sample_posts,
 CHUNK = 20_000
 
 
-def populate(engine, subscribers: int, posts: int) -> None:  # noqa: ANN001
+def populate(engine, subscribers: int, posts: int,  # noqa: ANN001
+             tiers: tuple[str, ...] = ("free", "client")) -> None:
+    """A list "morning" of ``subscribers`` readers, taking turns at ``tiers``, and ``posts``
+    posts of the sample newsroom."""
     from sqlalchemy import insert
 
     from digest.models import Post
     from subscribers.models import MailingList, Subscriber, Subscription
 
     now = datetime.now(UTC)
-    tiers = ["free", "client"]
     with engine.begin() as connection:
         connection.execute(insert(MailingList), [{"id": 1, "slug": "morning",
                                                   "name": "Morning Briefing", "created_at": now}])
@@ -40,7 +42,7 @@ def populate(engine, subscribers: int, posts: int) -> None:  # noqa: ANN001
         with engine.begin() as connection:
             connection.execute(insert(Subscriber), [{
                 "id": i, "email": f"reader{i}@example.org", "email_key": f"reader{i}@example.org",
-                "name": f"Reader {i}", "tier": tiers[i % 2], "created_at": now,
+                "name": f"Reader {i}", "tier": tiers[i % len(tiers)], "created_at": now,
                 "updated_at": now} for i in ids])
             connection.execute(insert(Subscription), [{
                 "list_id": 1, "subscriber_id": i, "status": "active", "created_at": now}

@@ -10,10 +10,12 @@ rewrites /etc/postfix/main.cf.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import time
+from collections import Counter
 
 PORT = 2525
 SETTINGS = {
@@ -70,3 +72,26 @@ def ensure_postfix() -> str | None:
         except OSError:
             time.sleep(0.2)
     return f"Postfix does not answer on 127.0.0.1:{PORT} (see /var/log/postfix-bench.log)"
+
+
+LOG = SETTINGS["maillog_file"]
+_DISCARDED = re.compile(r"postfix/discard\[\d+\]: \w+: to=<([^>]*)>.*status=sent")
+
+
+def log_offset() -> int:
+    return os.path.getsize(LOG) if os.path.exists(LOG) else 0
+
+
+def discarded_since(offset: int, expected: int, timeout: float = 60.0) -> Counter[str]:
+    """Messages Postfix delivered (to its discard transport) per recipient, from its log after
+    ``offset``; waits until ``expected`` are logged or ``timeout`` passes (logging and the
+    queue manager trail the SMTP replies)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(LOG, "rb") as log:
+            log.seek(offset)
+            counts = Counter(match.group(1) for match in _DISCARDED.finditer(
+                log.read().decode("utf-8", "replace")))
+        if counts.total() >= expected or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.5)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections import Counter
 
 from aiosmtpd.controller import Controller
 
 
 class Discard:
     accepted = 0
+    recipients: Counter[str] = Counter()
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: ANN001
         session.host_name = hostname
@@ -21,6 +23,7 @@ class Discard:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
         Discard.accepted += 1
+        Discard.recipients.update(envelope.rcpt_tos)
         return f"250 2.0.0 Ok: queued as S{Discard.accepted}"
 
 
@@ -32,9 +35,14 @@ def main() -> None:
                             data_size_limit=10_000_000)
     controller.start()
     print(port, flush=True)
-    for line in sys.stdin:           # "count" asks for the number accepted; EOF stops
+    # "count": the number accepted; "recipients": how many addresses got mail since the last
+    # "recipients", and the most messages one of them got; EOF stops.
+    for line in sys.stdin:
         if line.strip() == "count":
             print(Discard.accepted, flush=True)
+        elif line.strip() == "recipients":
+            counts, Discard.recipients = Discard.recipients, Counter()
+            print(len(counts), max(counts.values(), default=0), flush=True)
     controller.stop()
 
 

@@ -454,13 +454,14 @@ def test_a_server_gone_mid_batch_keeps_what_was_sent_and_retries_the_rest() -> N
     stopped = []
 
     def stop_server_then_build() -> bytes:
-        # Called once DATA was accepted for message 2: the server goes away mid-message.
+        # Message 3's bytes are built while the server takes message 2 (handed over, its
+        # reply not yet read): the server goes away then.
         server.__exit__(None, None, None)
         stopped.append(True)
-        return raw_message(2, "reader2@example.org")
+        return raw_message(3, "reader3@example.org")
 
     batch = [make_message(1), make_message(2), make_message(3), make_message(4)]
-    batch[1].build_raw = stop_server_then_build
+    batch[2].build_raw = stop_server_then_build
     try:
         results = by_id(transport.send(batch))
     finally:

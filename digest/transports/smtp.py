@@ -223,6 +223,8 @@ class SmtpTransport:
             except (smtplib.SMTPServerDisconnected, OSError):
                 self._drop()
                 return index + (refusal is not None)   # this message's data never went out
+            if following is not None:
+                _build_ahead(following)
             if refusal is None:
                 try:
                     code, reply = connection.getreply()
@@ -366,6 +368,16 @@ class SmtpTransport:
 def _envelope(message: OutgoingMessage) -> bytes:
     return (f"MAIL FROM:<{message.envelope_from}>\r\n"
             f"RCPT TO:<{message.to_address}>\r\nDATA\r\n").encode("ascii")
+
+
+def _build_ahead(message: OutgoingMessage) -> None:
+    """Build the next message's bytes while the server takes this one, rather than after its
+    reply (``raw`` is kept once built). A failure is left to show where the bytes are sent,
+    after this message's reply is read and recorded."""
+    try:
+        message.raw
+    except Exception:  # noqa: BLE001 - raised again, in its place, by the next message.raw
+        pass
 
 
 def _data(message: OutgoingMessage) -> bytes:
