@@ -141,7 +141,7 @@ class WebConfig(Section):
     # The editors' desk (/editor/): off (404) unless a password or its hash is set.
     editor_password: SecretStr = SecretStr("")
     editor_password_hash: SecretStr = SecretStr("")   # argon2 ($argon2id$…) or scrypt:N:r:p$…
-    editor_email: OneLine = ""               # where the desk sends test digests by default
+    editor_email: BareAddress = ""           # where the desk sends test digests by default
 
     @field_validator("base_url")
     @classmethod

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, SecretStr, model_validator
 
+from digest.config_checks import LinkUrl
 from digest.transports.settings import OneLine, Section
 
 
@@ -19,7 +20,7 @@ class TierConfig(Section):
 
     access: Literal["full", "teaser"]
     cta: OneLine = ""                        # the button's words; "" = the template's default
-    cta_url: str = ""                        # may hold {url}; "" = [site] signin_url
+    cta_url: LinkUrl = ""                    # may hold {url}; "" = [site] signin_url
 
 
 def _tier_from_word(value: object) -> object:

@@ -16,7 +16,7 @@ GOOD = {"from": '"Ledger Digest <digest@news.example.com>"'}
 
 def config_file(tmp_path: Path, database_url: str, *, delivery: dict[str, str] | None = None,
                 web: dict[str, str] | None = None, site: dict[str, str] | None = None,
-                alerts: str = "", database: str = "") -> Path:
+                alerts: str = "", database: str = "", tiers: str = "") -> Path:
     """A config file with these values (written as TOML) over working defaults."""
     def table(name: str, values: dict[str, str]) -> str:
         return f"[{name}]\n" + "".join(f"{key} = {value}\n" for key, value in values.items())
@@ -28,7 +28,8 @@ def config_file(tmp_path: Path, database_url: str, *, delivery: dict[str, str] |
         + table("delivery", {"outbox": repr(str(tmp_path / "outbox")), **GOOD,
                              **(delivery or {})})
         + (table("site", site) if site else "")
-        + (f"[alerts]\nto = {alerts}\n" if alerts else ""), encoding="utf-8")
+        + (f"[alerts]\nto = {alerts}\n" if alerts else "")
+        + (f"[tiers]\n{tiers}\n" if tiers else ""), encoding="utf-8")
     return path
 
 
@@ -54,6 +55,10 @@ BAD_VALUES = [
      "[web] base_url", "quotes"),
     ({"site": {"url": '"data:text/html,hi"'}}, "[site] url", "https://"),
     ({"site": {"signin_url": '"//news.example.com/signin"'}}, "[site] signin_url", "https://"),
+    ({"web": {"editor_email": '"Desk <desk@news.example.com>"'}}, "[web] editor_email",
+     "bare address"),
+    ({"tiers": 'free = { access = "teaser", cta_url = "javascript:alert(1)//{url}" }'},
+     "[tiers] free.cta_url", "https://"),
     ({"database": '"mysql://root:hunter2@db.example.com/digest"'}, "[database] url",
      "not supported"),
     ({"database": '"not a url"'}, "[database] url", "not a database URL"),
@@ -81,7 +86,9 @@ def test_a_bad_value_is_refused_at_load_with_one_line_naming_the_key(
     {"web": {"base_url": '"http://localhost:8000"'}},
     {"web": {"base_url": '"http://127.0.0.1:8000/digest"'}},
     {"alerts": '["Ops <ops@example.com>"]'},
-], ids=["bare from", "names", "localhost", "loopback", "alerts"])
+    {"web": {"editor_email": '"desk@news.example.com"'},
+     "tiers": 'free = { access = "teaser", cta_url = "https://news.example.com/join?next={url}" }'},
+], ids=["bare from", "names", "localhost", "loopback", "alerts", "desk and call to action"])
 def test_good_values_are_accepted(tmp_path, sqlite_url, digest, values):
     result = digest(config_file(tmp_path, sqlite_url, **values), "lists", "list")
     assert result.exit_code == 0, result.output
