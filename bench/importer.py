@@ -5,8 +5,9 @@ least a tenth of that rate, at 100,000 and at 1,000,000 rows, with peak memory f
 
 Each measurement runs in a fresh child process so that its peak RSS is its own; baseline and
 import alternate, ``--runs`` times at the first size (medians reported), so that a busy moment
-on a shared machine weighs on both alike. Writing the CSV file is set-up, not measured. The import is timed through SubscriberService.import_csv —
-what the command runs — on a database migrated by `digest init`'s code.
+on a shared machine weighs on both alike. Writing the CSV file is set-up, not measured. The
+import is timed through SubscriberService.import_csv — what the command runs — on a database
+migrated by `digest init`'s code.
 """
 
 from __future__ import annotations

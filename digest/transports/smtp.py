@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from digest.errors import TransportError
 from digest.outbound import OutgoingMessage, Outcome, SendResult
+from digest.transports.smtp_client import SmtpClient, SmtpTlsClient
 
 if TYPE_CHECKING:
     from digest.transports.registry import TransportNeeds
@@ -93,12 +94,12 @@ class SmtpTransport:
         where = f"{s.host}:{s.port}"
         try:
             if s.security == "tls":
-                connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                connection: smtplib.SMTP = SmtpTlsClient(
                     s.host, s.port, timeout=s.timeout, context=self.ssl_context,
                     local_hostname=s.local_hostname)
             else:
-                connection = smtplib.SMTP(s.host, s.port, timeout=s.timeout,
-                                          local_hostname=s.local_hostname)
+                connection = SmtpClient(s.host, s.port, timeout=s.timeout,
+                                        local_hostname=s.local_hostname)
             self._start(connection, where)
         except smtplib.SMTPAuthenticationError as exc:
             raise TransportError(f"the SMTP server at {where} refused the login for "
