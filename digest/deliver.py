@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 
 from typing import Protocol
 
-from sqlalchemy import (ColumnElement, Connection, Dialect, Engine, Executable, and_, bindparam,
-                        func, or_, select, text, update)
+from sqlalchemy import (BindParameter, ColumnElement, Connection, Dialect, Engine, Executable,
+                        and_, bindparam, func, or_, select, text, update)
 from sqlmodel import Session
 
 from digest.db import session_scope
@@ -124,9 +124,9 @@ class ProgressListener(Protocol):
         """One more batch is recorded."""
 
 
-def due_by(now: datetime) -> ColumnElement[bool]:
+def due_by(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     """A delivery with no retry time, or whose retry time has come (with status pending, it is
-    one that a worker would claim at ``now``)."""
+    one that a worker would claim at ``now``, a time or a parameter that will hold one)."""
     return or_(Delivery.not_before.is_(None), Delivery.not_before <= now)
 
 
@@ -157,7 +157,7 @@ class DeliveryQueue:
         twin.prefetched = []
         return twin
 
-    def _due(self, now: datetime, edition_ids: Sequence[int] | None,
+    def _due(self, now: datetime | BindParameter[datetime], edition_ids: Sequence[int] | None,
              list_id: int | None) -> ColumnElement[bool]:
         return and_(self._pending(edition_ids, list_id), due_by(now))
 
@@ -227,8 +227,9 @@ class DeliveryQueue:
         key = (tuple(edition_ids) if edition_ids is not None else None, list_id)
         statements = self._statements.get(key)
         if statements is None:
+            now = bindparam("b_now", type_=UTCDateTime)
             statements = self._statements[key] = _ClaimStatements.build(
-                self._pending(edition_ids, list_id))
+                self._due(now, edition_ids, list_id), now)
         return statements
 
     def record(self, claimed: Sequence[Claimed], results: Iterable[SendResult], *,
@@ -402,11 +403,8 @@ class _ClaimStatements:
     people: Executable
 
     @classmethod
-    def build(cls, pending: ColumnElement[bool]) -> _ClaimStatements:
-        now = bindparam("b_now", type_=UTCDateTime)
-        candidates = (select(Delivery.id)
-                      .where(pending, or_(Delivery.not_before.is_(None),
-                                          Delivery.not_before <= now))
+    def build(cls, due: ColumnElement[bool], now: BindParameter[datetime]) -> _ClaimStatements:
+        candidates = (select(Delivery.id).where(due)
                       .order_by(Delivery.id).limit(bindparam("b_limit"))
                       .with_for_update(skip_locked=True))
         claim = (update(Delivery).where(Delivery.id.in_(candidates.scalar_subquery()))
