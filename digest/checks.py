@@ -53,7 +53,10 @@ def html_bytes(message: OutgoingMessage) -> int:
 
 def preheader(message: OutgoingMessage) -> str:
     """The hidden line inboxes show after the subject (the template's ``.preheader``)."""
-    root = _root(message.html)
+    return _preheader(_root(message.html))
+
+
+def _preheader(root: lxml.html.HtmlElement | None) -> str:
     if root is None:
         return ""
     found = root.find_class("preheader")
@@ -83,11 +86,6 @@ def paragraphs(post: Post) -> list[str]:
     return [text for text in texts if text]
 
 
-def hidden_paragraphs(post: Post) -> list[str]:
-    """The paragraphs of a story past its teaser (its first paragraph with text)."""
-    return paragraphs(post)[1:]
-
-
 def paywall_leaks(message: OutgoingMessage, teaser_posts: Sequence[Post],
                   full_posts: Sequence[Post] = ()) -> list[Leak]:
     """Where a teaser variant shows a paragraph it must not: in the HTML, the text part, the
@@ -99,14 +97,16 @@ def paywall_leaks(message: OutgoingMessage, teaser_posts: Sequence[Post],
     places = {
         "HTML": _normal(root.text_content()) if root is not None else "",
         "text part": _normal(message.text),
-        "preheader": preheader(message),
+        "preheader": _preheader(root),
         "subject": _normal(message.subject),
     }
+    teasers = [(post, paragraphs(post)) for post in teaser_posts]
     allowed = {text for post in full_posts for text in paragraphs(post)}
-    allowed |= {paragraphs(post)[0] for post in teaser_posts if paragraphs(post)}
+    # A teaser shows its first paragraph with text; the rest are hidden.
+    allowed |= {texts[0] for _post, texts in teasers if texts}
     leaks = []
-    for post in teaser_posts:
-        for paragraph in hidden_paragraphs(post):
+    for post, texts in teasers:
+        for paragraph in texts[1:]:
             if any(paragraph in shown for shown in allowed):
                 continue
             # The whole paragraph, or its opening words (a link in it changes the text part).
