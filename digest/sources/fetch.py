@@ -18,9 +18,8 @@ import httpx
 from digest.errors import SourceError
 from digest.sources.addresses import AddressRule
 from digest.sources.base import Validators
-from digest.sources.decode import ACCEPT_ENCODING, decoded
+from digest.sources.decode import ACCEPT_ENCODING, GZIP_MAGIC, decoded
 
-GZIP_MAGIC = b"\x1f\x8b"
 MAX_REDIRECTS = 10
 
 
